@@ -38,7 +38,7 @@ def unit_sphere(m: int, d: int, generator: torch.Generator | None = None,
 
 
 def teacher_student(m: int, d: int, *, teacher_width: int = 8, teacher_scale: float = 2.0,
-                    seed: int = 0, dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
+                    seed: int = 0, dtype: torch.dtype = torch.float32):
     """Regression data ``(X, y)``: ``X`` of shape ``(m, d)`` with unit-norm rows,
     ``y = teacher(X)`` with a tanh mean-field teacher of width ``teacher_width`` whose
     first-layer weights are ``N(0, teacher_scale^2 I_d)`` (pre-activations of standard
