@@ -1,0 +1,150 @@
+"""Experiment configurations: presets, modes, validation, immutability and digests."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+import labkit
+from labkit import config
+
+
+@pytest.fixture(autouse=True)
+def _no_mode_env(monkeypatch):
+    monkeypatch.delenv("LABKIT_MODE", raising=False)
+
+
+def test_quick_preset_by_default():
+    cfg = config.get("gfs")
+    assert cfg == config.PRESETS["gfs"]["quick"]
+    assert (cfg.m, cfg.N, cfg.k) == (200, 400, 256)
+
+
+def test_full_mode_from_environment(monkeypatch):
+    monkeypatch.setenv("LABKIT_MODE", "full")
+    cfg = config.get("gfs")
+    assert cfg == config.PRESETS["gfs"]["full"]
+    assert (cfg.m, cfg.N) == (5000, 2000)
+    assert config.get("gfs", mode="quick") == config.PRESETS["gfs"]["quick"]
+
+
+def test_mode_argument_and_environment_case(monkeypatch):
+    assert config.get("gfs", mode="full").N == 2000
+    monkeypatch.setenv("LABKIT_MODE", " FULL ")
+    assert labkit.get_mode() == "full"
+
+
+@pytest.mark.parametrize("how", ["env", "arg"])
+def test_unknown_mode(monkeypatch, how):
+    if how == "env":
+        monkeypatch.setenv("LABKIT_MODE", "fast")
+        call = lambda: config.get("gfs")  # noqa: E731
+    else:
+        call = lambda: config.get("gfs", mode="fast")  # noqa: E731
+    with pytest.raises(ValueError, match=r"\bmode\b") as err:
+        call()
+    assert "quick" in str(err.value) and "full" in str(err.value)
+
+
+def test_unknown_experiment():
+    with pytest.raises(ValueError, match=r"\bname\b"):
+        config.get("resnet")
+
+
+def test_unknown_override_field():
+    with pytest.raises(ValueError, match=r"\bwidth\b"):
+        config.get("gfs", width=3)
+
+
+def test_override_applies():
+    cfg = config.get("gfs", N=50, k=300)
+    assert (cfg.N, cfg.k, cfg.m) == (50, 300, 200)
+
+
+@pytest.mark.parametrize("field, value", [
+    ("N", 0), ("k", 0), ("teacher_width", -1), ("m", -5), ("lr", 0), ("lr", -0.1),
+    ("activation", "sin"), ("N", 2.5), ("steps", -1), ("N_exhaustive", 10_000),
+])
+def test_invalid_values_name_the_field(field, value):
+    with pytest.raises(ValueError, match=rf"\b{field}\b"):
+        config.get("gfs", **{field: value})
+
+
+def test_polytope_requires_plane():
+    with pytest.raises(ValueError, match=r"\bm\b"):
+        config.get("polytope", m=3)
+
+
+def test_configs_are_frozen():
+    cfg = config.get("gfs")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.N = 3
+
+
+def test_digest_stable_for_equal_configs():
+    a, b = config.get("gfs"), config.get("gfs", N=400)
+    assert a == b and a.digest() == b.digest()
+    d = a.digest()
+    assert len(d) == 12 and int(d, 16) >= 0
+    assert config.get("gfs", mode="full").digest() != d
+    # different experiment types never collide even with the same field values
+    assert config.get("polytope").digest() != d
+
+
+def _variants(value):
+    """Nearby values of another value of the same kind."""
+    if isinstance(value, str):
+        return ["relu" if value != "relu" else "tanh"]
+    if isinstance(value, tuple):
+        return [value + value[-1:], value[:-1]]
+    if isinstance(value, float):
+        return [value * 0.5, value * 2]
+    return [value + 1, value - 1]
+
+
+@pytest.mark.parametrize("name", sorted(config.PRESETS))
+def test_digest_changes_with_every_field(name):
+    base = config.get(name)
+    seen, varied = {base.digest()}, 0
+    for f in dataclasses.fields(base):
+        for new in _variants(getattr(base, f.name)):
+            try:
+                changed = dataclasses.replace(base, **{f.name: new})
+            except ValueError:
+                continue  # e.g. a bound tied to another field; try the other direction
+            assert changed != base
+            seen.add(changed.digest())
+            varied += 1
+            break
+    assert varied >= len(dataclasses.fields(base)) - 1  # polytope pins m = 2
+    assert len(seen) == varied + 1
+
+
+@pytest.mark.parametrize("value", [400.0, np.int64(400)])
+def test_integer_like_values_equal_configs_equal_digests(value):
+    """An integer field given as 400.0 or np.int64(400) passes validation and yields a config
+    equal (==) to N=400; its digest must then be the same (it names cached results) and the
+    value must be usable where an int is required."""
+    cfg = config.get("gfs", N=value)
+    assert cfg == config.get("gfs")
+    assert cfg.digest() == config.get("gfs").digest()
+    labkit.TwoLayerNet(cfg.d, cfg.N)
+
+
+def test_get_device_quick_is_cpu():
+    assert labkit.get_device("quick") == torch.device("cpu")
+    assert labkit.get_device() == torch.device("cpu")
+    assert labkit.get_device("full", device="cpu") == torch.device("cpu")
+
+
+def test_seed_everything():
+    g = labkit.seed_everything(4)
+    a = torch.rand(3)
+    g2 = labkit.seed_everything(4)
+    assert torch.equal(a, torch.rand(3))
+    assert torch.equal(torch.rand(2, generator=g), torch.rand(2, generator=g2))
+    with pytest.raises(ValueError, match=r"\bseed\b"):
+        labkit.seed_everything(-1)
