@@ -61,14 +61,24 @@ class PolytopeConfig(_Config):
     steps: int = 400
     lr: float = 0.5
     seed: int = 1
+    k_lattice: int = 3
+    sweep_m: tuple[int, ...] = (2, 4, 8, 16, 32, 64)
+    sweep_d: int = 10
+    sweep_N: int = 64
+    sweep_steps: int = 400
+    sweep_seeds: int = 5
 
-    _positive = ("m", "d", "N", "teacher_width", "lr")
-    _non_negative = ("steps", "seed")
+    _positive = ("m", "d", "N", "teacher_width", "lr", "k_lattice", "sweep_d", "sweep_N",
+                 "sweep_seeds")
+    _non_negative = ("steps", "seed", "sweep_steps")
 
     def validate(self):
         if self.m != 2:
             raise ValueError(f"m: the polytope is drawn in the plane, so m must be 2, "
                              f"got {self.m}")
+        if not self.sweep_m or any(int(v) != v or v < 1 for v in self.sweep_m):
+            raise ValueError(f"sweep_m: must be a non-empty tuple of positive integers, "
+                             f"got {self.sweep_m!r}")
 
 
 @dataclass(frozen=True)
@@ -83,21 +93,30 @@ class GFSConfig(_Config):
     steps: int = 300
     lr: float = 0.5
     k: int = 256
+    k_fw: int = 128
     N_exhaustive: int = 8
     k_exhaustive: int = 5
+    exhaustive_trials: int = 20
     seed: int = 0
 
-    _positive = ("m", "d", "N", "teacher_width", "lr", "k", "N_exhaustive", "k_exhaustive")
+    _positive = ("m", "d", "N", "teacher_width", "lr", "k", "k_fw", "N_exhaustive",
+                 "k_exhaustive", "exhaustive_trials")
     _non_negative = ("steps", "seed")
 
     def validate(self):
+        if self.k_fw > self.k:
+            raise ValueError(f"k_fw: must be at most k={self.k}, got {self.k_fw}")
         if self.N_exhaustive > self.N:
             raise ValueError(f"N_exhaustive: must be at most N={self.N}, "
                              f"got {self.N_exhaustive}")
 
 
 PRESETS: dict[str, dict[str, _Config]] = {
-    "polytope": {"quick": PolytopeConfig(), "full": PolytopeConfig()},
+    "polytope": {
+        "quick": PolytopeConfig(),
+        "full": PolytopeConfig(sweep_m=(2, 4, 8, 16, 32, 64, 128, 256), sweep_N=256,
+                               sweep_seeds=20),
+    },
     "gfs": {
         "quick": GFSConfig(),
         "full": GFSConfig(m=5000, d=50, N=2000, steps=2000, k=2048, k_exhaustive=6),

@@ -80,3 +80,21 @@ def best_multiset(Phi, y, k: int) -> tuple[tuple[int, ...], float]:
         if loss < best_loss:
             best, best_loss = S, loss
     return best, best_loss
+
+
+def polytope_min(Phi, y, *, penalty: float = 1e4) -> tuple[np.ndarray, float]:
+    """The minimum of the squared loss over the whole marginal polytope: the relaxation
+    ``min_{z in M} l(z)`` of eq. (6), i.e. the best convex combination of neurons.
+
+    Solved as simplex-constrained least squares: non-negative least squares
+    (``scipy.optimize.nnls``) with the row ``penalty * (sum(a) - 1)`` appended, then the
+    weights renormalized to sum to one. Returns ``(weights, loss)``.
+    """
+    from scipy.optimize import nnls
+
+    Phi, y = np.asarray(Phi, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    scale = penalty * max(1.0, float(np.abs(Phi).max()))
+    A = np.vstack([Phi.T, scale * np.ones(Phi.shape[0])])
+    a, _ = nnls(A, np.append(y, scale), maxiter=50 * Phi.shape[0])
+    a = a / a.sum()
+    return a, squared_loss(a @ Phi, y)

@@ -56,6 +56,10 @@ class TwoLayerNet(nn.Module):
         self.W = nn.Parameter(W)
         self.b = nn.Parameter(signs * b_scale)
 
+    def extra_repr(self) -> str:
+        return (f"d={self.d}, N={self.N}, activation={self.activation!r}, "
+                f"output={self.output!r}")
+
     @property
     def N(self) -> int:
         return self.W.shape[0]

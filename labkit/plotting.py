@@ -1,0 +1,84 @@
+"""Figures for the book: one function per figure kind, each returning a Figure.
+
+Styling lives here so chapters stay one call per figure (book design, section 6).
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import matplotlib.pyplot as plt
+import numpy as np
+from scipy.spatial import ConvexHull
+
+
+def _np(a) -> np.ndarray:
+    return a.detach().cpu().numpy() if hasattr(a, "detach") else np.asarray(a)
+
+
+def draw_polytope(ax, Phi, y, *, title: str = "", k_lattice: int = 0, path=None):
+    """Draw the marginal polytope ``conv{Phi_i}`` (eq. 7) for ``m = 2`` data points on ``ax``.
+
+    Neurons are the vertices' candidates (dots), the dense output is their mean (the
+    centroid), ``y`` is the label vector. ``k_lattice > 0`` adds every multiset of that
+    size as a small point (the subnetworks of size k); ``path`` (a sequence of pruned
+    outputs ``z_1, z_2, ...``) draws the GFS trajectory. Chapter 1.
+    """
+    Phi, y = _np(Phi), _np(y)
+    if Phi.shape[1] != 2:
+        raise ValueError(f"Phi: the polytope can be drawn for m = 2 only, got m = {Phi.shape[1]}")
+    if k_lattice:
+        pts = np.array([Phi[list(S)].mean(0) for S in
+                        itertools.combinations_with_replacement(range(len(Phi)), k_lattice)])
+        ax.scatter(*pts.T, s=3, color="0.7", label=f"subnetworks with k={k_lattice}", zorder=1)
+    hull = ConvexHull(Phi)
+    ring = np.append(hull.vertices, hull.vertices[0])
+    ax.fill(*Phi[ring].T, alpha=0.15, color="C0", zorder=0)
+    ax.plot(*Phi[ring].T, color="C0", lw=1)
+    ax.scatter(*Phi.T, s=25, color="C0", label=r"neurons $\Phi_i$", zorder=2)
+    ax.scatter(*Phi.mean(0), marker="s", s=60, color="C2", label=r"dense $f_{[N]}$", zorder=3)
+    ax.scatter(*y, marker="*", s=200, color="C3", label=r"labels $y$", zorder=3)
+    if path is not None:
+        path = _np(path)
+        ax.plot(*path.T, "-o", color="C1", ms=3, lw=1, label="GFS path $z_k$", zorder=4)
+    ax.set_xlabel("output on $x_1$")
+    ax.set_ylabel("output on $x_2$")
+    ax.set_title(title)
+    ax.set_aspect("equal", adjustable="datalim")
+    return ax
+
+
+def plot_polytopes(panels: dict, y, **kwargs) -> plt.Figure:
+    """Side-by-side :func:`draw_polytope` panels, one per ``title -> Phi`` entry."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4.6), squeeze=False)
+    for ax, (title, Phi) in zip(axes[0], panels.items(), strict=True):
+        draw_polytope(ax, Phi, y, title=title, **kwargs)
+    axes[0, -1].legend(loc="best", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_loss_vs_k(curves: dict, *, reference: float | None = None,
+                   ylabel: str = r"$\ell(z_k)$", title: str = "",
+                   slopes: bool = True) -> plt.Figure:
+    """Loss (or excess loss) against the number of selected neurons ``k`` on log-log axes,
+    with ``c/k`` and ``c ln(k)/k`` guides anchored at the first curve's ``k = 1`` value.
+    ``reference`` draws a horizontal line (e.g. the dense loss). Chapter 2, Lemma 1."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    for label, values in curves.items():
+        values = _np(values)
+        ax.loglog(np.arange(1, len(values) + 1), values, label=label)
+    if slopes:
+        first = _np(next(iter(curves.values())))
+        k = np.arange(1, len(first) + 1)
+        c = first[0]
+        ax.loglog(k, c / k, "k--", lw=0.8, label=r"$c/k$")
+        ax.loglog(k[1:], c * np.log(k[1:]) / k[1:], "k:", lw=0.8, label=r"$c\,\ln k/k$")
+    if reference is not None:
+        ax.axhline(reference, color="0.4", lw=0.8, ls="-.", label="dense loss")
+    ax.set_xlabel("neurons selected $k$")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
