@@ -14,6 +14,8 @@ import hashlib
 import json
 from dataclasses import dataclass
 
+import numpy as np
+
 from labkit.model import ACTIVATIONS
 from labkit.runtime import get_mode
 
@@ -25,15 +27,27 @@ class _Config:
     _non_negative: tuple[str, ...] = ()
 
     def __post_init__(self):
-        types = {f.name: f.type for f in dataclasses.fields(self)}
-        for field in self._positive + self._non_negative:
-            value = getattr(self, field)
-            if types[field] == "int" and (isinstance(value, bool) or value != int(value)):
-                raise ValueError(f"{field}: must be an integer, got {value!r}")
-            if field in self._positive and not value > 0:
-                raise ValueError(f"{field}: must be positive, got {value!r}")
-            if field in self._non_negative and not value >= 0:
-                raise ValueError(f"{field}: must be non-negative, got {value!r}")
+        # store canonical types, so that equal configs have equal digests (400.0 -> 400)
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.type == "int":
+                if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) \
+                        or value != int(value):
+                    raise ValueError(f"{f.name}: must be an integer, got {value!r}")
+                value = int(value)
+            elif f.type == "float":
+                if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
+                    raise ValueError(f"{f.name}: must be a number, got {value!r}")
+                value = float(value)
+            elif f.type == "tuple[int, ...]":
+                value = tuple(int(v) for v in value)
+            object.__setattr__(self, f.name, value)
+        for field in self._positive:
+            if not getattr(self, field) > 0:
+                raise ValueError(f"{field}: must be positive, got {getattr(self, field)!r}")
+        for field in self._non_negative:
+            if not getattr(self, field) >= 0:
+                raise ValueError(f"{field}: must be non-negative, got {getattr(self, field)!r}")
         activation = getattr(self, "activation", None)
         if activation is not None and activation not in ACTIVATIONS:
             raise ValueError(f"activation: unknown activation {activation!r}; "
