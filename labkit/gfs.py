@@ -57,7 +57,7 @@ class GFSResult:
 
 
 def _as_tensors(Phi, y):
-    Phi = torch.as_tensor(Phi)
+    Phi = torch.as_tensor(Phi).detach()
     if not Phi.is_floating_point():
         Phi = Phi.to(torch.get_default_dtype())
     y = torch.as_tensor(y, device=Phi.device).to(Phi.dtype)
@@ -69,10 +69,21 @@ def _as_tensors(Phi, y):
     return Phi, y
 
 
-def _first_min(scores: torch.Tensor, tol: torch.Tensor | float) -> int:
-    """Index of the lowest-index score within ``tol`` of the minimum."""
+def _first_min(scores: torch.Tensor, tol: torch.Tensor) -> torch.Tensor:
+    """Index (a 0-d tensor, so CUDA never waits on the host) of the lowest-index score
+    within ``tol`` of the minimum."""
     near = scores <= scores.min() + tol
-    return int(torch.argmax(near.to(torch.uint8)))
+    return torch.argmax(near.to(torch.uint8))
+
+
+def _matvec(Phi: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """``Phi @ u``, the one pass over the neuron outputs per step. On CPU, NumPy's BLAS
+    runs this matrix-vector product on all cores while torch's runs it on one (measured in
+    ``benchmarks/gfs_two_layer.py``: 2.6x faster on 2 cores); the arrays are shared, not
+    copied."""
+    if Phi.device.type == "cpu":
+        return torch.from_numpy(Phi.numpy() @ u.numpy())
+    return Phi @ u
 
 
 def _bce_scores(Phi: torch.Tensor, s: torch.Tensor, y: torch.Tensor, j: int) -> torch.Tensor:
@@ -107,11 +118,12 @@ def greedy_forward_selection(Phi, y, k: int, *, loss: str = "mse",
         raise ValueError("y: binary cross-entropy needs labels in [0, 1]")
 
     eps = torch.finfo(Phi.dtype).eps
-    taken = torch.zeros(N, dtype=torch.bool, device=Phi.device)
-    order = torch.empty(k, dtype=torch.long)
-    losses = torch.empty(k, dtype=torch.float64)
+    dev = Phi.device
+    taken = torch.zeros(N, dtype=torch.bool, device=dev)
+    order = torch.empty(k, dtype=torch.long, device=dev)
+    losses = torch.empty(k, dtype=torch.float64, device=dev)
     if loss == "mse":
-        sq = (Phi * Phi).sum(1)
+        sq = torch.einsum("ij,ij->i", Phi, Phi)  # no N x m temporary
         row_norm_max = sq.max().sqrt()
         u = -y.clone()
     else:
@@ -119,7 +131,7 @@ def greedy_forward_selection(Phi, y, k: int, *, loss: str = "mse",
 
     for j in range(k):
         if loss == "mse":
-            scores = 2 * (Phi @ u) + sq  # the constant ||u||^2 is left out
+            scores = 2 * _matvec(Phi, u) + sq  # the constant ||u||^2 is left out
             tol = 16 * eps * (2 * u.norm() * row_norm_max + row_norm_max**2)
         else:
             scores = _bce_scores(Phi, s, y, j)
@@ -130,12 +142,13 @@ def greedy_forward_selection(Phi, y, k: int, *, loss: str = "mse",
         order[j], taken[i] = i, True
         if loss == "mse":
             u_sel = u + Phi[i]
-            losses[j] = (u_sel @ u_sel).item() / (m * (j + 1) ** 2)
+            losses[j] = (u_sel @ u_sel) / (m * (j + 1) ** 2)
             u = u_sel - y
         else:
             s = s + Phi[i]
             z = s / (j + 1)
-            losses[j] = (F.softplus(z) - y * z).mean().item()
+            losses[j] = (F.softplus(z) - y * z).mean()
 
-    counts = np.bincount(order.numpy(), minlength=N)
-    return GFSResult(order.numpy(), counts, losses.numpy(), loss, replacement)
+    order = order.cpu().numpy()
+    counts = np.bincount(order, minlength=N)
+    return GFSResult(order, counts, losses.cpu().numpy(), loss, replacement)
