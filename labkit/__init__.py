@@ -5,6 +5,7 @@ One flat namespace; modules are organised by concept (``model``, ``gfs``, ``data
 """
 
 from labkit import config
+from labkit.bounds import Lemma1Bound, diameter, harmonic, lemma1_bound, theorem1_neurons
 from labkit.data import balanced_subset, binarize, load_mnist, teacher_student, unit_sphere
 from labkit.experiments import gfs_vs_exhaustive, polytope_gap, polytope_gap_table
 from labkit.frank_wolfe import FWResult, best_multiset, frank_wolfe, polytope_min, squared_loss
@@ -15,11 +16,12 @@ from labkit.runtime import get_device, get_mode, seed_everything
 from labkit.train import dense_loss, pretrain_gd
 
 __all__ = [
-    "FWResult", "GFSResult", "TwoLayerNet", "balanced_subset", "best_multiset", "binarize",
-    "config", "dense_loss", "draw_polytope", "export_pruned", "frank_wolfe", "get_device",
-    "get_mode", "gfs_vs_exhaustive", "greedy_forward_selection", "load_mnist", "plot_loss_vs_k",
-    "plot_polytopes", "polytope_gap", "polytope_gap_table", "polytope_min", "pretrain_gd",
-    "seed_everything", "squared_loss", "teacher_student", "unit_sphere",
+    "FWResult", "GFSResult", "Lemma1Bound", "TwoLayerNet", "balanced_subset", "best_multiset",
+    "binarize", "config", "dense_loss", "diameter", "draw_polytope", "export_pruned",
+    "frank_wolfe", "get_device", "get_mode", "gfs_vs_exhaustive", "greedy_forward_selection",
+    "harmonic", "lemma1_bound", "load_mnist", "plot_loss_vs_k", "plot_polytopes", "polytope_gap",
+    "polytope_gap_table", "polytope_min", "pretrain_gd", "seed_everything", "squared_loss",
+    "teacher_student", "theorem1_neurons", "unit_sphere",
 ]
 
 __version__ = "0.1.0"
