@@ -5,13 +5,34 @@ One flat namespace; modules are organised by concept (``model``, ``gfs``, ``data
 """
 
 from labkit import config
-from labkit.bounds import Lemma1Bound, diameter, harmonic, lemma1_bound, theorem1_neurons
+from labkit.bounds import (
+    Lemma1Bound,
+    diameter,
+    harmonic,
+    lemma1_bound,
+    neurons_needed,
+    theorem1_neurons,
+)
 from labkit.data import balanced_subset, binarize, load_mnist, teacher_student, unit_sphere
-from labkit.experiments import gfs_vs_exhaustive, polytope_gap, polytope_gap_table
+from labkit.experiments import (
+    gfs_vs_exhaustive,
+    lemma1_on_networks,
+    lemma3_movement,
+    mnist_regression,
+    polytope_gap,
+    polytope_gap_table,
+    theorem1_table,
+)
 from labkit.frank_wolfe import FWResult, best_multiset, frank_wolfe, polytope_min, squared_loss
 from labkit.gfs import GFSResult, greedy_forward_selection
 from labkit.model import TwoLayerNet, export_pruned
-from labkit.plotting import draw_polytope, plot_loss_vs_k, plot_polytopes
+from labkit.plotting import (
+    draw_polytope,
+    plot_lemma1,
+    plot_lemma3,
+    plot_loss_vs_k,
+    plot_polytopes,
+)
 from labkit.runtime import get_device, get_mode, seed_everything
 from labkit.train import dense_loss, pretrain_gd
 
@@ -19,9 +40,11 @@ __all__ = [
     "FWResult", "GFSResult", "Lemma1Bound", "TwoLayerNet", "balanced_subset", "best_multiset",
     "binarize", "config", "dense_loss", "diameter", "draw_polytope", "export_pruned",
     "frank_wolfe", "get_device", "get_mode", "gfs_vs_exhaustive", "greedy_forward_selection",
-    "harmonic", "lemma1_bound", "load_mnist", "plot_loss_vs_k", "plot_polytopes", "polytope_gap",
-    "polytope_gap_table", "polytope_min", "pretrain_gd", "seed_everything", "squared_loss",
-    "teacher_student", "theorem1_neurons", "unit_sphere",
+    "harmonic", "lemma1_bound", "lemma1_on_networks", "lemma3_movement", "load_mnist",
+    "mnist_regression", "neurons_needed", "plot_lemma1", "plot_lemma3", "plot_loss_vs_k",
+    "plot_polytopes", "polytope_gap", "polytope_gap_table", "polytope_min", "pretrain_gd",
+    "seed_everything", "squared_loss", "teacher_student", "theorem1_neurons", "theorem1_table",
+    "unit_sphere",
 ]
 
 __version__ = "0.1.0"

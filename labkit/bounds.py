@@ -122,3 +122,13 @@ def theorem1_neurons(eps: float, c: float, a: float = 0.0) -> int:
     while (a + c * np.log(k_int)) / k_int > eps:  # guard against rounding in W
         k_int += 1
     return k_int
+
+
+def neurons_needed(losses, target: float) -> int | None:
+    """The smallest ``k`` from which on every recorded GFS loss is at most ``target``
+    (``None`` when the last one is still above it). Chapter 3, to compare with
+    :func:`theorem1_neurons`."""
+    above = np.flatnonzero(np.asarray(losses) > target)
+    if len(above) == 0:
+        return 1
+    return None if above[-1] == len(losses) - 1 else int(above[-1] + 2)

@@ -40,7 +40,11 @@ class _Config:
                     raise ValueError(f"{f.name}: must be a number, got {value!r}")
                 value = float(value)
             elif f.type == "tuple[int, ...]":
+                if any(isinstance(v, bool) or int(v) != v for v in value):
+                    raise ValueError(f"{f.name}: must hold integers, got {value!r}")
                 value = tuple(int(v) for v in value)
+            elif f.type == "tuple[float, ...]":
+                value = tuple(float(v) for v in value)
             object.__setattr__(self, f.name, value)
         for field in self._positive:
             if not getattr(self, field) > 0:
@@ -125,6 +129,41 @@ class GFSConfig(_Config):
                              f"got {self.N_exhaustive}")
 
 
+@dataclass(frozen=True)
+class Lemma1Config(_Config):
+    """Chapter 3: Lemma 1 on pre-trained networks, Lemma 3 measured, Theorem 1's count."""
+
+    m: int = 200
+    d: int = 10
+    N: int = 400
+    teacher_width: int = 8
+    lr: float = 0.5
+    k: int = 256
+    checkpoints: tuple[int, ...] = (0, 10, 100, 1000)
+    mnist_m: int = 1000
+    mnist_N: int = 200
+    mnist_checkpoints: tuple[int, ...] = (0, 30, 300)
+    widths: tuple[int, ...] = (50, 200, 800, 3200)
+    lemma3_checkpoints: tuple[int, ...] = (0, 10, 100, 1000)
+    eps: tuple[float, ...] = (0.02, 0.01, 0.005, 0.002)
+    seed: int = 0
+
+    _positive = ("m", "d", "N", "teacher_width", "lr", "k", "mnist_m", "mnist_N")
+    _non_negative = ("seed",)
+
+    def validate(self):
+        for field in ("checkpoints", "mnist_checkpoints", "lemma3_checkpoints"):
+            values = getattr(self, field)
+            steps = zip(values, values[1:], strict=False)
+            if not values or values[0] < 0 or any(b <= a for a, b in steps):
+                raise ValueError(f"{field}: must be non-negative and strictly increasing, "
+                                 f"got {values!r}")
+        if not self.widths or min(self.widths) < 1:
+            raise ValueError(f"widths: must be positive integers, got {self.widths!r}")
+        if not self.eps or min(self.eps) <= 0:
+            raise ValueError(f"eps: must be positive, got {self.eps!r}")
+
+
 PRESETS: dict[str, dict[str, _Config]] = {
     "polytope": {
         "quick": PolytopeConfig(),
@@ -134,6 +173,14 @@ PRESETS: dict[str, dict[str, _Config]] = {
     "gfs": {
         "quick": GFSConfig(),
         "full": GFSConfig(m=5000, d=50, N=2000, steps=2000, k=2048, k_exhaustive=6),
+    },
+    "lemma1": {
+        "quick": Lemma1Config(),
+        "full": Lemma1Config(m=2000, d=50, N=4000, k=2048, checkpoints=(0, 10, 100, 1000, 10000),
+                             mnist_m=5000, mnist_N=1000,
+                             mnist_checkpoints=(0, 30, 300, 3000),
+                             widths=(100, 400, 1600, 6400, 25600),
+                             lemma3_checkpoints=(0, 10, 100, 1000, 10000)),
     },
 }
 

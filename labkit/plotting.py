@@ -82,3 +82,45 @@ def plot_loss_vs_k(curves: dict, *, reference: float | None = None,
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def plot_lemma1(panels: dict) -> plt.Figure:
+    """Chapter 3: GFS loss against Lemma 1's bound and each of its terms, log-log, one
+    panel per ``title -> Lemma1Bound``."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.2), squeeze=False)
+    for ax, (title, b) in zip(axes[0], panels.items(), strict=True):
+        k = np.arange(1, len(b.total) + 1)
+        ax.loglog(k, b.losses, color="k", lw=2, label=r"GFS loss $\ell(z_k)$")
+        ax.loglog(k, b.total, color="C3", label="Lemma 1 bound")
+        ax.loglog(k, b.paper_form, color="C3", ls=":", label=r"with $\ln k$ and $L$")
+        ax.loglog(k, b.init, color="C0", ls="--", label=r"$\ell(z_1)/k$")
+        ax.loglog(k[1:], b.diameter_term[1:], color="C1", ls="--",
+                  label=r"$D^2(H_k-1)/(mk)$")
+        ax.loglog(k[1:], b.dense_term[1:], color="C2", ls="--", label=r"$(1-1/k)L_{dense}$")
+        ax.set_xlabel("neurons selected $k$")
+        ax.set_title(title)
+    axes[0, 0].set_ylabel("loss")
+    axes[0, -1].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_lemma3(df) -> plt.Figure:
+    """Chapter 3: ``max_i ||Phi_i|| / sqrt(m)`` and the relative first-layer movement along
+    GD, per width, for each step scaling (a table from ``lemma3_movement``)."""
+    scalings = list(dict.fromkeys(df["scaling"]))
+    fig, axes = plt.subplots(2, len(scalings), figsize=(5.2 * len(scalings), 6.4),
+                             squeeze=False, sharex=True)
+    for col, scaling in enumerate(scalings):
+        part = df[df["scaling"] == scaling]
+        for i, (N, g) in enumerate(part.groupby("N")):
+            t = np.maximum(g["t"], 1)  # t = 0 drawn at 1 on the log axis
+            axes[0, col].semilogx(t, g["max_norm/sqrt_m"], "o-", color=f"C{i}", label=f"N={N}")
+            axes[1, col].semilogx(t, g["rel_movement"], "o-", color=f"C{i}", label=f"N={N}")
+        axes[0, col].set_title(f"{scaling} step")
+        axes[1, col].set_xlabel("GD iteration $t$ (0 drawn at 1)")
+    axes[0, 0].set_ylabel(r"$\max_i\|\Phi_i\|/\sqrt{m}$")
+    axes[1, 0].set_ylabel(r"$\|W_t-W_0\|_F/\|W_0\|_F$")
+    axes[0, -1].legend(fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -1,8 +1,12 @@
 """Pre-training by full-batch gradient descent (eq. 5) on the losses of eq. (4).
 
 The network is the mean-field average of eq. (2), so each neuron's gradient carries a
-factor ``1/N``. We take the step ``theta_i <- theta_i - lr * N * grad_i L`` (the mean-field
-time scale), which makes ``lr`` mean the same thing at every width. Chapters 2-4.
+factor ``1/N``. By default (``scaling="mean_field"``) we take the step
+``theta_i <- theta_i - lr * N * grad_i L`` (the mean-field time scale), which makes ``lr``
+mean the same thing at every width. ``scaling="raw"`` takes the plain step
+``theta <- theta - lr * grad L`` of eq. (5) with a width-independent ``lr``, under which each
+neuron moves ``O(1/N)`` per step (the regime of the paper's Lemma 3, chapter 3).
+Chapters 2-4.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import torch.nn.functional as F
 from labkit.model import TwoLayerNet
 
 TRAIN_LOSSES = ("mse", "bce")
+SCALINGS = ("mean_field", "raw")
 
 
 def dense_loss(net: TwoLayerNet, X: torch.Tensor, y: torch.Tensor, loss: str = "mse"):
@@ -27,7 +32,7 @@ def dense_loss(net: TwoLayerNet, X: torch.Tensor, y: torch.Tensor, loss: str = "
 
 
 def pretrain_gd(net: TwoLayerNet, X: torch.Tensor, y: torch.Tensor, *, steps: int,
-                lr: float, loss: str = "mse") -> np.ndarray:
+                lr: float, loss: str = "mse", scaling: str = "mean_field") -> np.ndarray:
     """Run ``steps`` full-batch GD iterations in place; return the dense loss before each
     step and after the last (length ``steps + 1``). A non-finite loss raises an error
     naming the iteration."""
@@ -35,6 +40,9 @@ def pretrain_gd(net: TwoLayerNet, X: torch.Tensor, y: torch.Tensor, *, steps: in
         raise ValueError(f"steps: must be a non-negative integer, got {steps!r}")
     if not lr > 0:
         raise ValueError(f"lr: must be positive, got {lr!r}")
+    if scaling not in SCALINGS:
+        raise ValueError(f"scaling: unknown scaling {scaling!r}; allowed: {', '.join(SCALINGS)}")
+    step = lr * net.N if scaling == "mean_field" else lr
     history = np.empty(steps + 1)
     for t in range(steps + 1):
         net.zero_grad(set_to_none=True)
@@ -48,5 +56,5 @@ def pretrain_gd(net: TwoLayerNet, X: torch.Tensor, y: torch.Tensor, *, steps: in
         value.backward()
         with torch.no_grad():
             for p in net.parameters():
-                p -= lr * net.N * p.grad
+                p -= step * p.grad
     return history
