@@ -194,12 +194,11 @@ print("max ||Phi_i||/sqrt(m) <= max |b_i| on every row:",
 # grows, and from $N=200$ on so does the growth of $\max_i\|\Phi_i\|/\sqrt m$: the regime
 # of Lemma 3. The price is visible in the `dense_loss` column: at the same number of
 # iterations a wider network has trained less, because the raw step moves the network's
-# output by $O(1/N)$ per neuron. Under the mean-field step the curves for different $N$
+# output by $O(1/N)$ per neuron. Under the mean-field step the curves for $N\ge200$
 # nearly coincide: neurons move by a width-independent amount and the output weights grow
 # during training, so $\max_i\|\Phi_i\|/\sqrt m$ is bounded, but by a constant that grows
 # with training time rather than one fixed in advance. Either way the quantity stays of
-# order one, which is what
-# Lemma 1 needs.
+# order one, which is what Lemma 1 needs.
 
 # %% [markdown]
 # ## Theorem 1: how many neurons for excess $\varepsilon$
