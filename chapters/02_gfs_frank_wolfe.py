@@ -229,8 +229,8 @@ print(f"{small.N} neurons (of {cfg.N}); loss {loss_small:.6f} = GFS loss {res.lo
 # ## Explore
 #
 # In JupyterLab, the slider below redraws the GFS path for any budget $k$ and either
-# selection mode; the static page shows its initial state. The figure above already makes
-# the point.
+# selection mode. It needs a kernel: on the static page only its code shows, and the
+# figure above already makes the point.
 
 # %% tags=["nbval-ignore-output"]
 curves = {True: res.losses, False: res_norep.losses}

@@ -43,7 +43,7 @@ import labkit as lk
 # after $k$ steps (with replacement), $D=\operatorname{diam}(\mathcal M)$ and
 # $H_k=\sum_{j=1}^k 1/j$.
 #
-# ```{prf:lemma} Lemma 1, re-derived
+# ```{prf:lemma} re-derived
 # :label: lem-gfs-rate
 # For every $k\ge1$ and every $z^\star\in\mathcal M$,
 #
@@ -52,7 +52,10 @@ import labkit as lk
 # With $z^\star=\frac1N\sum_i\Phi_i$, the output of the dense network, whose loss is
 # $L_{dense}=L(f_{[N]})$, this reads
 #
-# $$\ell(z_k)\le\underbrace{\frac{\ell(z_1)}{k}}_{\text{first pick}}+\underbrace{\frac{D^2(H_k-1)}{mk}}_{\text{diameter}}+\underbrace{\Bigl(1-\frac1k\Bigr)L_{dense}}_{\text{dense}}\ \le\ \frac{\ell(z_1)}{k}+\frac{D^2\ln k}{mk}+L_{dense},$$
+# $$\begin{aligned}
+# \ell(z_k)&\le\underbrace{\frac{\ell(z_1)}{k}}_{\text{first pick}}+\underbrace{\frac{D^2(H_k-1)}{mk}}_{\text{diameter}}+\underbrace{\Bigl(1-\frac1k\Bigr)L_{dense}}_{\text{dense}}\\
+# &\le\frac{\ell(z_1)}{k}+\frac{D^2\ln k}{mk}+L_{dense},
+# \end{aligned}$$
 #
 # the three-term form of the paper, since $H_k-1\le\ln k$.
 # ```
@@ -88,7 +91,7 @@ import labkit as lk
 # %% [markdown]
 # ## Lemma 2: the diameter
 #
-# ```{prf:lemma} Lemma 2
+# ```{prf:lemma} the diameter is attained at vertices
 # :label: lem-diameter
 # $D=\max_{i,j}\|\Phi_i-\Phi_j\|$, and hence $D\le2\max_i\|\Phi_i\|$.
 # ```
@@ -203,7 +206,7 @@ print("max ||Phi_i||/sqrt(m) <= max |b_i| on every row:",
 # %% [markdown]
 # ## Theorem 1: how many neurons for excess $\varepsilon$
 #
-# ```{prf:theorem} Theorem 1 (structure from the paper, constants ours)
+# ```{prf:theorem} structure from the paper, constants ours
 # :label: thm-neurons
 # Under Assumptions 1-2 and the conclusion of Lemma 3,
 # $\ell(z_k)\le L_{dense}+O(\ln k/k)$. Precisely, with $c=D^2/m$ and $a=\ell(z_1)$,
@@ -245,7 +248,8 @@ print(counts.to_string(na_rep="-"))
 # In JupyterLab the sliders below redraw the dimension-free form of the bound,
 # $\ell(z_k)-L_{dense}\le\frac{(B+1)^2}{k}+\frac{4B^2(H_k-1)}{k}$, using only closed forms:
 # $|\Phi_{ij}|\le B$ and $|y_j|\le1$ give $\ell(z_1)\le(B+1)^2$ and $D^2/m\le4B^2$. Moving $m$
-# changes nothing, which is the point of Lemma 3. The static page shows the initial state.
+# changes nothing, which is the point of Lemma 3. The explorer needs a kernel: on the static
+# page only its code shows, and the figures above make the point.
 
 # %% tags=["nbval-ignore-output"]
 def show_bound(k=64, m=1000, B=1.0):
