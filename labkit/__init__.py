@@ -31,19 +31,32 @@ from labkit.plotting import (
     plot_lemma1,
     plot_lemma3,
     plot_loss_vs_k,
+    plot_mechanism,
     plot_polytopes,
+    plot_pruned_vs_t,
+    plot_threshold,
+)
+from labkit.pretraining import (
+    fit_growth,
+    run_threshold,
+    threshold_summary,
+    thresholds,
+    train_batched,
 )
 from labkit.runtime import get_device, get_mode, seed_everything
+from labkit.store import ResultStore, default_root
 from labkit.train import dense_loss, pretrain_gd
 
 __all__ = [
-    "FWResult", "GFSResult", "Lemma1Bound", "TwoLayerNet", "balanced_subset", "best_multiset",
-    "binarize", "config", "dense_loss", "diameter", "draw_polytope", "export_pruned",
-    "frank_wolfe", "get_device", "get_mode", "gfs_vs_exhaustive", "greedy_forward_selection",
-    "harmonic", "lemma1_bound", "lemma1_on_networks", "lemma3_movement", "load_mnist",
-    "mnist_regression", "neurons_needed", "plot_lemma1", "plot_lemma3", "plot_loss_vs_k",
-    "plot_polytopes", "polytope_gap", "polytope_gap_table", "polytope_min", "pretrain_gd",
-    "seed_everything", "squared_loss", "teacher_student", "theorem1_neurons", "theorem1_table",
+    "FWResult", "GFSResult", "Lemma1Bound", "ResultStore", "TwoLayerNet", "balanced_subset",
+    "best_multiset", "binarize", "config", "default_root", "dense_loss", "diameter",
+    "draw_polytope", "export_pruned", "fit_growth", "frank_wolfe", "get_device", "get_mode",
+    "gfs_vs_exhaustive", "greedy_forward_selection", "harmonic", "lemma1_bound",
+    "lemma1_on_networks", "lemma3_movement", "load_mnist", "mnist_regression", "neurons_needed",
+    "plot_lemma1", "plot_lemma3", "plot_loss_vs_k", "plot_mechanism", "plot_polytopes",
+    "plot_pruned_vs_t", "plot_threshold", "polytope_gap", "polytope_gap_table", "polytope_min",
+    "pretrain_gd", "run_threshold", "seed_everything", "squared_loss", "teacher_student",
+    "theorem1_neurons", "theorem1_table", "threshold_summary", "thresholds", "train_batched",
     "unit_sphere",
 ]
 

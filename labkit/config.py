@@ -164,6 +164,46 @@ class Lemma1Config(_Config):
             raise ValueError(f"eps: must be positive, got {self.eps!r}")
 
 
+@dataclass(frozen=True)
+class ThresholdConfig(_Config):
+    """Chapter 4: the pre-training threshold ``T*(m)`` (Theorem 3), measured."""
+
+    m_values: tuple[int, ...] = (10, 20, 40, 80, 160, 320)
+    widths: tuple[int, ...] = (200, 400)
+    seeds: tuple[int, ...] = (0, 1, 2)
+    d: int = 10
+    teacher_width: int = 8
+    lr: float = 0.5
+    checkpoints: tuple[int, ...] = (0, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 4000)
+    k: int = 256
+    eps: float = 5e-4
+    n_boot: int = 2000
+    dtype: str = "float32"
+
+    _positive = ("d", "teacher_width", "lr", "k", "eps", "n_boot")
+
+    def validate(self):
+        if len(self.m_values) < 2 or min(self.m_values) < 2:
+            raise ValueError(f"m_values: need at least two dataset sizes, each m >= 2, "
+                             f"got {self.m_values!r}")
+        if not self.widths or min(self.widths) < 1:
+            raise ValueError(f"widths: must be positive integers, got {self.widths!r}")
+        if not self.seeds or min(self.seeds) < 0 or len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds: must be distinct non-negative integers, got {self.seeds!r}")
+        if self.dtype not in ("float32", "float64"):
+            raise ValueError(f"dtype: unknown dtype {self.dtype!r}; allowed: float32, float64")
+        cps = self.checkpoints
+        if len(cps) < 2 or cps[0] < 0 or any(b <= a for a, b in zip(cps, cps[1:], strict=False)):
+            raise ValueError(f"checkpoints: must be non-negative and strictly increasing "
+                             f"(at least two), got {cps!r}")
+
+    def cell_params(self, m: int, N: int) -> dict:
+        """Everything one ``(m, N)`` cell's result depends on (its store key)."""
+        return {"m": m, "N": N, "seeds": list(self.seeds), "d": self.d,
+                "teacher_width": self.teacher_width, "lr": self.lr,
+                "checkpoints": list(self.checkpoints), "k": self.k, "dtype": self.dtype}
+
+
 PRESETS: dict[str, dict[str, _Config]] = {
     "polytope": {
         "quick": PolytopeConfig(),
@@ -173,6 +213,13 @@ PRESETS: dict[str, dict[str, _Config]] = {
     "gfs": {
         "quick": GFSConfig(),
         "full": GFSConfig(m=5000, d=50, N=2000, steps=2000, k=2048, k_exhaustive=6),
+    },
+    "threshold": {
+        "quick": ThresholdConfig(),
+        "full": ThresholdConfig(
+            m_values=(100, 300, 1000, 3000, 10000, 30000, 100000), widths=(1000, 4000),
+            seeds=tuple(range(10)), d=50, k=2048,
+            checkpoints=(0, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000, 50000)),
     },
     "lemma1": {
         "quick": Lemma1Config(),

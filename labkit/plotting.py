@@ -124,3 +124,60 @@ def plot_lemma3(df) -> plt.Figure:
     axes[0, -1].legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def plot_pruned_vs_t(df, T=None) -> plt.Figure:
+    """Chapter 4: pruned loss (median over seeds) against pre-training iterations, one line
+    per dataset size ``m``, one panel per width ``N``; ``T`` (from ``thresholds``) marks each
+    curve's mean threshold."""
+    widths = sorted(df["N"].unique())
+    fig, axes = plt.subplots(1, len(widths), figsize=(5.4 * len(widths), 4.2), squeeze=False,
+                             sharey=True)
+    for ax, N in zip(axes[0], widths, strict=True):
+        for i, (m, g) in enumerate(df[df["N"] == N].groupby("m")):
+            med = g.groupby("t")["pruned_loss"].median()
+            ax.loglog(1 + med.index, med.values, "o-", ms=3, color=f"C{i}", label=f"m={m}")
+            if T is not None:
+                t_star = T[(T["N"] == N) & (T["m"] == m)]["T_star"].mean()
+                ax.axvline(1 + t_star, color=f"C{i}", lw=0.8, ls=":")
+        ax.set_title(f"N = {N}")
+        ax.set_xlabel("1 + pre-training iterations $t$")
+    axes[0, 0].set_ylabel(r"pruned loss $\ell(z_k)$ (median over seeds)")
+    axes[0, -1].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_threshold(summary, fits: dict | None = None) -> plt.Figure:
+    """Chapter 4: mean ``T*(m)`` with bootstrap intervals per width, on a log ``m`` axis, and
+    the fitted curves ``fits``: ``label -> callable(m)``."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    for i, (N, g) in enumerate(summary.groupby("N")):
+        ax.errorbar(g["m"], g["T_mean"], yerr=[g["T_mean"] - g["T_lo"], g["T_hi"] - g["T_mean"]],
+                    fmt="o", color=f"C{i}", capsize=3, label=f"N = {N}")
+        grid = np.geomspace(g["m"].min(), g["m"].max(), 100)
+        for j, (label, f) in enumerate((fits or {}).get(N, {}).items()):
+            ax.plot(grid, f(grid), color=f"C{i}", ls=["--", ":"][j % 2], lw=1,
+                    label=f"N = {N}: {label}")
+    ax.set_xscale("log")
+    ax.set_xlabel("dataset size $m$")
+    ax.set_ylabel(r"threshold $T^\star$ (GD iterations)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_mechanism(summary) -> plt.Figure:
+    """Chapter 4: ``T*`` against ``kappa^2`` of the initial feature matrix and against the
+    inverse empirical GD rate, per ``(m, N)``."""
+    fig, axes = plt.subplots(1, 2, figsize=(10.4, 4.0), sharey=True)
+    for i, (N, g) in enumerate(summary.groupby("N")):
+        axes[0].loglog(g["kappa"] ** 2, 1 + g["T_mean"], "o", color=f"C{i}", label=f"N = {N}")
+        axes[1].loglog(1 / g["rate"], 1 + g["T_mean"], "o", color=f"C{i}", label=f"N = {N}")
+    axes[0].set_xlabel(r"$\kappa^2$ of $\Phi_0$ (mean over seeds)")
+    axes[1].set_xlabel("1 / empirical linear rate of the dense loss")
+    axes[1].xaxis.set_minor_formatter(plt.NullFormatter())
+    axes[0].set_ylabel(r"$1 + T^\star$")
+    axes[1].legend(fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,84 @@
+"""A resumable store of experiment results: one JSON file per finished cell of a sweep.
+
+Each cell is keyed by a hash of the experiment name, its full parameters and
+:data:`SCHEMA_VERSION` (open_lth names run folders the same way), so a changed setting or
+result layout never reuses an old file. Writes are atomic (temporary file, ``fsync``,
+``os.replace``): a crash leaves either the old file or the new one, never half of one. Each
+file carries a checksum of its payload; a file that fails to parse or to verify is treated
+as missing and recomputed, never used. Chapters 4 and 6.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+SCHEMA_VERSION = 1
+RESULTS_ENV = "LABKIT_RESULTS"
+
+
+def default_root(mode: str) -> Path:
+    """``$LABKIT_RESULTS/<mode>`` if set, else ``results/<mode>`` under the repository."""
+    base = os.environ.get(RESULTS_ENV)
+    root = Path(base) if base else Path(__file__).resolve().parent.parent / "results"
+    return root / mode
+
+
+def _blob(obj) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"))
+
+
+class ResultStore:
+    """Finished cells of one or more sweeps, as ``<root>/<experiment>/<key>.json``."""
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root)
+
+    def key(self, experiment: str, params: dict) -> str:
+        return hashlib.sha256(_blob([SCHEMA_VERSION, experiment, params]).encode()).hexdigest()[:16]
+
+    def path(self, experiment: str, params: dict) -> Path:
+        return self.root / experiment / f"{self.key(experiment, params)}.json"
+
+    def load(self, experiment: str, params: dict):
+        """The stored payload, or ``None`` when missing, unreadable or failing its checksum."""
+        path = self.path(experiment, params)
+        try:
+            record = json.loads(path.read_text())
+            payload = record["payload"]
+            ok = (record["schema"] == SCHEMA_VERSION and record["params"] == params
+                  and record["sha256"] == hashlib.sha256(_blob(payload).encode()).hexdigest())
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        return payload if ok else None
+
+    def save(self, experiment: str, params: dict, payload) -> Path:
+        path = self.path(experiment, params)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        record = {"schema": SCHEMA_VERSION, "experiment": experiment, "params": params,
+                  "sha256": hashlib.sha256(_blob(payload).encode()).hexdigest(),
+                  "payload": payload}
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(_blob(record))
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return path
+
+    def get_or_compute(self, experiment: str, params: dict, compute):
+        """Return the stored payload, or compute it with ``compute()``, store it and return
+        it. The second value says whether it was computed now."""
+        payload = self.load(experiment, params)
+        if payload is not None:
+            return payload, False
+        payload = compute()
+        self.save(experiment, params, payload)
+        return payload, True
