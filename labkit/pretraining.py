@@ -22,6 +22,8 @@ from labkit.model import TwoLayerNet
 from labkit.store import ResultStore
 
 EXPERIMENT = "threshold"
+# column order of a cell's rows: fixed here, since stored JSON sorts its keys
+ROW_FIELDS = ["t", "seed", "dense_loss", "pruned_loss", "loss_z1", "D2_over_m"]
 
 
 def train_batched(X: torch.Tensor, y: torch.Tensor, W: torch.Tensor, b: torch.Tensor, *,
@@ -107,7 +109,7 @@ def run_threshold(cfg, store: ResultStore | None = None, *, device=None,
 
         payload = (store.get_or_compute(EXPERIMENT, params, compute)[0] if store
                    else compute())
-        df = pd.DataFrame(payload["rows"])
+        df = pd.DataFrame(payload["rows"], columns=ROW_FIELDS)
         smin = dict(zip(cfg.seeds, payload["sigma_min"], strict=True))
         smax = dict(zip(cfg.seeds, payload["sigma_max"], strict=True))
         df["sigma_min"] = df["seed"].map(smin)
