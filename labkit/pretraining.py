@@ -40,16 +40,17 @@ def train_batched(X: torch.Tensor, y: torch.Tensor, W: torch.Tensor, b: torch.Te
     m, N = X.shape[1], W.shape[1]
     history = np.empty((steps + 1, X.shape[0]))
     for t in range(steps + 1):
-        A = torch.tanh(torch.bmm(X, W.transpose(1, 2)))  # (B, m, N)
-        r = torch.bmm(A, b.unsqueeze(2)).squeeze(2) / N - y  # residual (B, m)
-        history[t] = (r * r).mean(1).cpu().numpy()
+        A = torch.bmm(X, W.transpose(1, 2)).tanh_()  # (B, m, N)
+        r = torch.baddbmm(y.unsqueeze(2), A, b.unsqueeze(2), beta=-1, alpha=1 / N).squeeze(2)
+        history[t] = (r * r).mean(1).cpu().numpy()  # r = f - y, the residual (B, m)
         if not np.isfinite(history[t]).all():
             raise FloatingPointError(f"pre-training diverged at iteration {t} (lr={lr}, N={N})")
         if t == steps:
             break
         g = (2 / m) * r  # dL/df
         grad_b = torch.bmm(A.transpose(1, 2), g.unsqueeze(2)).squeeze(2) / N
-        dZ = (g.unsqueeze(2) * b.unsqueeze(1) / N) * (1 - A * A)  # (B, m, N)
+        # dL/dZ = (g b^T / N) * (1 - A^2), built in place in A's memory: no temporaries
+        dZ = A.mul_(A).neg_().add_(1).mul_(g.unsqueeze(2)).mul_(b.unsqueeze(1) / N)
         grad_W = torch.bmm(dZ.transpose(1, 2), X)
         b -= lr * N * grad_b
         W -= lr * N * grad_W
