@@ -11,6 +11,9 @@ finished (:class:`labkit.store.ResultStore`), so a killed sweep resumes where it
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import torch
@@ -22,6 +25,11 @@ from labkit.model import TwoLayerNet
 from labkit.store import ResultStore
 
 EXPERIMENT = "threshold"
+# the source files a cell's numbers depend on: a change to any of them changes every key, so
+# a result store never serves numbers computed by older code
+_CODE = ("pretraining.py", "gfs.py", "bounds.py", "data.py", "model.py")
+CODE_DIGEST = hashlib.sha256(b"".join((Path(__file__).parent / f).read_bytes()
+                                      for f in _CODE)).hexdigest()[:12]
 # column order of a cell's rows: fixed here, since stored JSON sorts its keys
 ROW_FIELDS = ["t", "seed", "dense_loss", "pruned_loss", "loss_z1", "D2_over_m"]
 
@@ -103,7 +111,7 @@ def run_threshold(cfg, store: ResultStore | None = None, *, device=None,
         cells = tqdm(cells, desc="threshold sweep")
     frames = []
     for m, N in cells:
-        params = cfg.cell_params(m, N)
+        params = {**cfg.cell_params(m, N), "code": CODE_DIGEST}
 
         def compute(m=m, N=N):
             return run_cell(cfg, m, N, device)
