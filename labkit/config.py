@@ -20,6 +20,19 @@ from labkit.model import ACTIVATIONS
 from labkit.runtime import get_mode
 
 
+def _check_schedule(field: str, values, min_len: int = 1) -> None:
+    """Checkpoints: at least ``min_len`` non-negative, strictly increasing iterations."""
+    steps = zip(values, values[1:], strict=False)
+    if len(values) < min_len or values[0] < 0 or any(b <= a for a, b in steps):
+        raise ValueError(f"{field}: must be non-negative and strictly increasing "
+                         f"(at least {min_len}), got {values!r}")
+
+
+def _check_widths(widths) -> None:
+    if not widths or min(widths) < 1:
+        raise ValueError(f"widths: must be positive integers, got {widths!r}")
+
+
 class _Config:
     """Shared validation and hashing for the experiment dataclasses."""
 
@@ -153,13 +166,8 @@ class Lemma1Config(_Config):
 
     def validate(self):
         for field in ("checkpoints", "mnist_checkpoints", "lemma3_checkpoints"):
-            values = getattr(self, field)
-            steps = zip(values, values[1:], strict=False)
-            if not values or values[0] < 0 or any(b <= a for a, b in steps):
-                raise ValueError(f"{field}: must be non-negative and strictly increasing, "
-                                 f"got {values!r}")
-        if not self.widths or min(self.widths) < 1:
-            raise ValueError(f"widths: must be positive integers, got {self.widths!r}")
+            _check_schedule(field, getattr(self, field))
+        _check_widths(self.widths)
         if not self.eps or min(self.eps) <= 0:
             raise ValueError(f"eps: must be positive, got {self.eps!r}")
 
@@ -186,16 +194,12 @@ class ThresholdConfig(_Config):
         if len(self.m_values) < 2 or min(self.m_values) < 2:
             raise ValueError(f"m_values: need at least two dataset sizes, each m >= 2, "
                              f"got {self.m_values!r}")
-        if not self.widths or min(self.widths) < 1:
-            raise ValueError(f"widths: must be positive integers, got {self.widths!r}")
+        _check_widths(self.widths)
         if not self.seeds or min(self.seeds) < 0 or len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"seeds: must be distinct non-negative integers, got {self.seeds!r}")
         if self.dtype not in ("float32", "float64"):
             raise ValueError(f"dtype: unknown dtype {self.dtype!r}; allowed: float32, float64")
-        cps = self.checkpoints
-        if len(cps) < 2 or cps[0] < 0 or any(b <= a for a, b in zip(cps, cps[1:], strict=False)):
-            raise ValueError(f"checkpoints: must be non-negative and strictly increasing "
-                             f"(at least two), got {cps!r}")
+        _check_schedule("checkpoints", self.checkpoints, min_len=2)
 
     def cell_params(self, m: int, N: int) -> dict:
         """Everything one ``(m, N)`` cell's result depends on (its store key)."""
