@@ -28,12 +28,14 @@ from labkit.gfs import GFSResult, greedy_forward_selection
 from labkit.model import TwoLayerNet, export_pruned
 from labkit.plotting import (
     draw_polytope,
+    plot_condition,
     plot_lemma1,
     plot_lemma3,
     plot_loss_vs_k,
     plot_mechanism,
     plot_polytopes,
     plot_pruned_vs_t,
+    plot_sigma_min,
     plot_threshold,
 )
 from labkit.pretraining import (
@@ -43,21 +45,31 @@ from labkit.pretraining import (
     thresholds,
     train_batched,
 )
+from labkit.rmt import (
+    activation_moments,
+    feature_matrices,
+    gaussian_condition,
+    kernel_matrix,
+    relative_errors,
+    sigma_min_grid,
+    singular_stats,
+)
 from labkit.runtime import get_device, get_mode, seed_everything
 from labkit.store import ResultStore, default_root
 from labkit.train import dense_loss, pretrain_gd
 
 __all__ = [
-    "FWResult", "GFSResult", "Lemma1Bound", "ResultStore", "TwoLayerNet", "balanced_subset",
-    "best_multiset", "binarize", "config", "default_root", "dense_loss", "diameter",
-    "draw_polytope", "export_pruned", "fit_growth", "frank_wolfe", "get_device", "get_mode",
-    "gfs_vs_exhaustive", "greedy_forward_selection", "harmonic", "lemma1_bound",
-    "lemma1_on_networks", "lemma3_movement", "load_mnist", "mnist_regression", "neurons_needed",
+    "FWResult", "GFSResult", "Lemma1Bound", "ResultStore", "TwoLayerNet", "activation_moments",
+    "balanced_subset", "best_multiset", "binarize", "config", "default_root", "dense_loss",
+    "diameter", "draw_polytope", "export_pruned", "feature_matrices", "fit_growth", "frank_wolfe",
+    "gaussian_condition", "get_device", "get_mode", "gfs_vs_exhaustive",
+    "greedy_forward_selection", "harmonic", "kernel_matrix", "lemma1_bound", "lemma1_on_networks",
+    "lemma3_movement", "load_mnist", "mnist_regression", "neurons_needed", "plot_condition",
     "plot_lemma1", "plot_lemma3", "plot_loss_vs_k", "plot_mechanism", "plot_polytopes",
-    "plot_pruned_vs_t", "plot_threshold", "polytope_gap", "polytope_gap_table", "polytope_min",
-    "pretrain_gd", "run_threshold", "seed_everything", "squared_loss", "teacher_student",
-    "theorem1_neurons", "theorem1_table", "threshold_summary", "thresholds", "train_batched",
-    "unit_sphere",
+    "plot_pruned_vs_t", "plot_sigma_min", "plot_threshold", "polytope_gap", "polytope_gap_table",
+    "polytope_min", "pretrain_gd", "relative_errors", "run_threshold", "seed_everything",
+    "sigma_min_grid", "singular_stats", "squared_loss", "teacher_student", "theorem1_neurons",
+    "theorem1_table", "threshold_summary", "thresholds", "train_batched", "unit_sphere",
 ]
 
 __version__ = "0.1.0"

@@ -56,6 +56,8 @@ class _Config:
                 if any(isinstance(v, bool) or int(v) != v for v in value):
                     raise ValueError(f"{f.name}: must hold integers, got {value!r}")
                 value = tuple(int(v) for v in value)
+            elif f.type == "tuple[str, ...]":
+                value = tuple(value)
             elif f.type == "tuple[float, ...]":
                 value = tuple(float(v) for v in value)
             object.__setattr__(self, f.name, value)
@@ -208,6 +210,35 @@ class ThresholdConfig(_Config):
                 "checkpoints": list(self.checkpoints), "k": self.k, "dtype": self.dtype}
 
 
+@dataclass(frozen=True)
+class RMTConfig(_Config):
+    """Chapter 5: sigma_min and condition numbers of the initial feature matrix (App. C)."""
+
+    activations: tuple[str, ...] = ("tanh", "relu")
+    m_values: tuple[int, ...] = (50, 100)
+    d_values: tuple[int, ...] = (10, 100, 1000)
+    N_values: tuple[int, ...] = (200, 400, 800, 1600, 3200)
+    gaussian_m: tuple[int, ...] = (50, 100, 200)
+    gaussian_N: tuple[int, ...] = (400, 800, 1600, 3200)
+    reps: int = 10
+    seed: int = 0
+
+    _positive = ("reps",)
+    _non_negative = ("seed",)
+
+    def validate(self):
+        for a in self.activations:
+            if a not in ACTIVATIONS:
+                raise ValueError(f"activations: unknown activation {a!r}; "
+                                 f"allowed: {', '.join(ACTIVATIONS)}")
+        for field in ("m_values", "d_values", "N_values", "gaussian_m", "gaussian_N"):
+            values = getattr(self, field)
+            if not values or min(values) < 1:
+                raise ValueError(f"{field}: must be positive integers, got {values!r}")
+        if self.reps < 2:
+            raise ValueError(f"reps: need at least 2 repetitions for error bars, got {self.reps}")
+
+
 PRESETS: dict[str, dict[str, _Config]] = {
     "polytope": {
         "quick": PolytopeConfig(),
@@ -224,6 +255,13 @@ PRESETS: dict[str, dict[str, _Config]] = {
             m_values=(100, 300, 1000, 3000, 10000, 30000, 100000), widths=(1000, 4000),
             seeds=tuple(range(10)), d=50, k=2048,
             checkpoints=(0, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000, 50000)),
+    },
+    "rmt": {
+        "quick": RMTConfig(),
+        "full": RMTConfig(m_values=(100, 200, 500), d_values=(10, 100, 1000),
+                          N_values=(1000, 2000, 4000, 8000, 16000, 32000),
+                          gaussian_m=(100, 200, 500, 1000),
+                          gaussian_N=(2000, 4000, 8000, 16000, 32000)),
     },
     "lemma1": {
         "quick": Lemma1Config(),

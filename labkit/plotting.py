@@ -181,3 +181,44 @@ def plot_mechanism(summary) -> plt.Figure:
     axes[1].legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def plot_sigma_min(grid) -> plt.Figure:
+    """Chapter 5, Figure 2 analog: simulated ``sigma_min(Phi_0)`` against ``N`` (mean and
+    standard deviation over repetitions), one colour per input dimension ``d``, with the
+    kernel prediction (dashed, per ``d``) and the Gaussian edge (black, dotted)."""
+    panels = list(grid.groupby(["activation", "m"]))
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.8), squeeze=False,
+                             sharey=True)
+    for ax, ((activation, m), g) in zip(axes[0], panels, strict=True):
+        for i, (d, gd) in enumerate(g.groupby("d")):
+            ax.errorbar(gd["N"], gd["sigma_min_mean"], yerr=gd["sigma_min_std"], fmt="o",
+                        ms=4, color=f"C{i}", capsize=2, label=f"simulated, d={d}")
+            ax.plot(gd["N"], gd["kernel_prediction"], "--", color=f"C{i}", lw=1,
+                    label=f"kernel view, d={d}")
+        edge = g.drop_duplicates("N")
+        ax.plot(edge["N"], edge["edge_prediction"], "k:", label=r"$s(\sqrt{N}-\sqrt{m})$")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_title(f"{activation}, m = {m}")
+        ax.set_xlabel("width $N$")
+    axes[0, 0].set_ylabel(r"$\sigma_{\min}(\Phi_0)$")
+    axes[0, -1].legend(fontsize=6)
+    fig.tight_layout()
+    return fig
+
+
+def plot_condition(gauss) -> plt.Figure:
+    """Chapter 5, Figure 3 analog: condition number of standard Gaussian ``m x N`` matrices
+    against ``N`` (mean and standard deviation) with the Bai-Yin limit."""
+    fig, ax = plt.subplots(figsize=(6.0, 4.0))
+    for i, (m, g) in enumerate(gauss.groupby("m")):
+        ax.errorbar(g["N"], g["kappa_mean"], yerr=g["kappa_std"], fmt="o", color=f"C{i}",
+                    capsize=2, label=f"simulated, m={m}")
+        ax.plot(g["N"], g["bai_yin_kappa"], "-", color=f"C{i}", lw=1, label=f"Bai-Yin, m={m}")
+    ax.set_xscale("log")
+    ax.set_xlabel("width $N$")
+    ax.set_ylabel(r"condition number $\kappa$")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,147 @@
+"""Random-matrix view of the initial feature matrix (Definition 1, Appendix C, chapter 5).
+
+``Phi_0 = sigma(X W^T)`` (``m x N``) with unit-norm Gaussian inputs ``x_j`` and Gaussian
+weights ``w_i ~ N(0, I_d)``, so every pre-activation ``w_i . x_j`` is standard normal. Its
+smallest singular value ``lambda_0`` and condition number ``kappa`` set the speed of
+pre-training (Theorems 2-3). Three predictions are compared with simulation:
+
+- the Gaussian edge ``s (sqrt(N) - sqrt(m))``, ``s`` the standard deviation of
+  ``sigma(g)``, ``g ~ N(0, 1)`` (computed by Gauss-Hermite quadrature, not guessed);
+- the kernel view ``sigma_min(Phi)^2 ~ N lambda_min(K)`` for ``N >> m``, with
+  ``K_jl = E_w[sigma(w . x_j) sigma(w . x_l)]`` (closed form for ReLU, the arc-cosine kernel;
+  two-dimensional Gauss-Hermite quadrature for tanh);
+- for pure Gaussian ``m x N`` matrices, the Bai-Yin limit of the condition number,
+  ``(sqrt(N) + sqrt(m)) / (sqrt(N) - sqrt(m))`` {cite}`bai1993limit`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+
+from labkit.data import unit_sphere
+from labkit.model import ACTIVATIONS
+
+
+def _sigma(activation: str):
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation: unknown activation {activation!r}; "
+                         f"allowed: {', '.join(ACTIVATIONS)}")
+    return {"tanh": np.tanh, "relu": lambda v: np.maximum(v, 0.0)}[activation]
+
+
+def _gauss_hermite(n: int):
+    """Nodes and weights for ``E[f(g)]``, ``g ~ N(0, 1)``."""
+    z, w = np.polynomial.hermite_e.hermegauss(n)
+    return z, w / w.sum()
+
+
+def activation_moments(activation: str) -> tuple[float, float]:
+    """Mean and standard deviation of ``sigma(g)``, ``g ~ N(0, 1)``, by adaptive quadrature
+    on each half-line (ReLU's kink at 0 defeats a plain Gauss-Hermite rule)."""
+    from scipy.integrate import quad
+
+    f = _sigma(activation)
+    pdf = lambda g: np.exp(-g * g / 2) / np.sqrt(2 * np.pi)  # noqa: E731
+
+    def expect(h):
+        return sum(quad(lambda g: h(g) * pdf(g), a, b, epsabs=1e-13)[0]
+                   for a, b in ((-np.inf, 0.0), (0.0, np.inf)))
+
+    mean = expect(f)
+    return mean, float(np.sqrt(expect(lambda g: f(g) ** 2) - mean**2))
+
+
+def kernel_matrix(X, activation: str, n: int = 40) -> np.ndarray:
+    """``K_jl = E_w[sigma(w . x_j) sigma(w . x_l)]`` for unit-norm rows of ``X``.
+
+    The pair ``(w . x_j, w . x_l)`` is standard bivariate normal with correlation
+    ``rho = x_j . x_l``. ReLU has the arc-cosine closed form
+    ``(sin(theta) + (pi - theta) cos(theta)) / (2 pi)`` (Cho and Saul); tanh uses an
+    ``n x n`` Gauss-Hermite rule on ``u = z_1``, ``v = rho z_1 + sqrt(1 - rho^2) z_2``."""
+    X = np.asarray(X, dtype=np.float64)
+    rho = np.clip(X @ X.T, -1.0, 1.0)
+    if activation == "relu":
+        theta = np.arccos(rho)
+        return (np.sin(theta) + (np.pi - theta) * np.cos(theta)) / (2 * np.pi)
+    f = _sigma(activation)
+    z, w = _gauss_hermite(n)
+    wu = w * f(z)  # weight times sigma(u) at the nodes of z_1
+    K = np.empty_like(rho)
+    rows = max(1, (1 << 23) // (len(rho) * n * n))  # blocks of at most 8M evaluations
+    for lo in range(0, len(rho), rows):
+        r = rho[lo:lo + rows, :, None, None]
+        v = r * z[:, None] + np.sqrt(1 - r**2) * z[None, :]
+        K[lo:lo + rows] = np.einsum("a,b,...ab->...", wu, w, f(v))
+    return K
+
+
+def feature_matrices(m: int, d: int, N: int, reps: int, activation: str, *, seed: int = 0):
+    """``reps`` independent draws of ``(X, Phi_0)``: ``X`` of shape ``(reps, m, d)`` with
+    unit-norm rows and ``Phi_0 = sigma(X W^T)`` of shape ``(reps, m, N)``, float64."""
+    gen = torch.Generator().manual_seed(seed)
+    X = torch.stack([unit_sphere(m, d, gen, dtype=torch.float64) for _ in range(reps)])
+    W = torch.randn(reps, N, d, generator=gen, dtype=torch.float64)
+    return X, ACTIVATIONS[activation](torch.bmm(X, W.transpose(1, 2)))
+
+
+def singular_stats(Phi: torch.Tensor) -> dict:
+    """Mean and standard deviation over the batch of ``sigma_min``, ``sigma_max`` and
+    ``kappa``, from one batched ``torch.linalg.svdvals``."""
+    s = torch.linalg.svdvals(Phi)
+    smin, smax = s[:, -1], s[:, 0]
+    out = {}
+    for name, v in (("sigma_min", smin), ("sigma_max", smax), ("kappa", smax / smin)):
+        out[f"{name}_mean"] = float(v.mean())
+        out[f"{name}_std"] = float(v.std()) if len(v) > 1 else 0.0
+    return out
+
+
+def sigma_min_grid(cfg) -> pd.DataFrame:
+    """Chapter 5, Figure 2 analog: for every activation, ``m``, ``d`` and ``N`` of ``cfg``,
+    ``cfg.reps`` draws of ``Phi_0``; simulated statistics beside the predictions. For ReLU
+    the matrix with its population mean removed is simulated too (``centered``)."""
+    rows = []
+    for activation in cfg.activations:
+        mu, s = activation_moments(activation)
+        for m in cfg.m_values:
+            for d in cfg.d_values:
+                for N in cfg.N_values:
+                    X, Phi = feature_matrices(m, d, N, cfg.reps, activation, seed=cfg.seed)
+                    lam = [np.linalg.eigvalsh(kernel_matrix(x, activation))[0] for x in X]
+                    kernel = float(np.mean(np.sqrt(N * np.maximum(lam, 0.0))))
+                    row = {"activation": activation, "m": m, "d": d, "N": N,
+                           **singular_stats(Phi),
+                           "edge_prediction": s * (np.sqrt(N) - np.sqrt(m)),
+                           "kernel_prediction": kernel}
+                    if abs(mu) > 1e-12:  # ReLU: remove the rank-one mean spike
+                        centered = singular_stats(Phi - mu)
+                        row["centered_sigma_min_mean"] = centered["sigma_min_mean"]
+                        row["centered_kappa_mean"] = centered["kappa_mean"]
+                    rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def gaussian_condition(m_values, N_values, reps: int, *, seed: int = 0) -> pd.DataFrame:
+    """Chapter 5, Figure 3 analog: condition numbers of standard Gaussian ``m x N``
+    matrices against the Bai-Yin limit."""
+    gen = torch.Generator().manual_seed(seed)
+    rows = []
+    for m in m_values:
+        for N in N_values:
+            G = torch.randn(reps, m, N, generator=gen, dtype=torch.float64)
+            rows.append({"m": m, "N": N, **singular_stats(G),
+                         "bai_yin_kappa": (np.sqrt(N) + np.sqrt(m)) / abs(np.sqrt(N) - np.sqrt(m)),
+                         "bai_yin_sigma_min": abs(np.sqrt(N) - np.sqrt(m))})
+    return pd.DataFrame(rows)
+
+
+def relative_errors(grid: pd.DataFrame) -> pd.DataFrame:
+    """Chapter 5's table: relative error of each prediction against the simulated mean
+    ``sigma_min``, per activation, ``m`` and ``d``, at the smallest and largest ``N``."""
+    g = grid.assign(edge=grid["edge_prediction"] / grid["sigma_min_mean"] - 1,
+                    kernel=grid["kernel_prediction"] / grid["sigma_min_mean"] - 1)
+    ends = g[g["N"].isin([g["N"].min(), g["N"].max()])]
+    return ends.pivot_table(index=["activation", "m", "d"], columns="N",
+                            values=["edge", "kernel"])

@@ -1,0 +1,104 @@
+"""labkit.rmt against closed forms, Monte Carlo and the Bai-Yin law (chapter 5)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import labkit
+from labkit import config
+
+
+@pytest.mark.parametrize("m,N", [(200, 800), (200, 3200), (100, 1600)])
+def test_gaussian_condition_numbers_follow_bai_yin(m, N):
+    """At these sizes the Bai-Yin edges are accurate to a few percent (finite-size
+    corrections are O(m^(-2/3)) relative), so 4% is a meaningful tolerance."""
+    g = labkit.gaussian_condition([m], [N], reps=10, seed=3).iloc[0]
+    kappa = (np.sqrt(N) + np.sqrt(m)) / (np.sqrt(N) - np.sqrt(m))
+    assert g["kappa_mean"] == pytest.approx(kappa, rel=0.04)
+    assert g["sigma_min_mean"] == pytest.approx(np.sqrt(N) - np.sqrt(m), rel=0.04)
+    assert g["sigma_max_mean"] == pytest.approx(np.sqrt(N) + np.sqrt(m), rel=0.04)
+
+
+def test_singular_stats_match_numpy():
+    rng = np.random.default_rng(0)
+    A = rng.normal(size=(4, 7, 12))
+    stats = labkit.singular_stats(torch.from_numpy(A))
+    s = np.linalg.svd(A, compute_uv=False)
+    assert stats["sigma_min_mean"] == pytest.approx(s[:, -1].mean())
+    assert stats["kappa_std"] == pytest.approx((s[:, 0] / s[:, -1]).std(ddof=1))
+
+
+def test_activation_moments():
+    mean, sd = labkit.activation_moments("relu")
+    assert mean == pytest.approx(1 / np.sqrt(2 * np.pi), rel=1e-3)
+    assert sd == pytest.approx(np.sqrt(0.5 - 1 / (2 * np.pi)), rel=1e-3)
+    g = np.random.default_rng(0).normal(size=2_000_000)
+    mean, sd = labkit.activation_moments("tanh")
+    assert mean == pytest.approx(0.0, abs=1e-12)
+    assert sd == pytest.approx(np.tanh(g).std(), abs=2e-3)
+    with pytest.raises(ValueError, match="^activation:"):
+        labkit.activation_moments("sin")
+
+
+@pytest.mark.parametrize("activation", ["tanh", "relu"])
+def test_kernel_matrix_against_monte_carlo(activation):
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(6, 5))
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    X[1] = X[0]  # rho = 1
+    X[2] = -X[0]  # rho = -1
+    K = labkit.kernel_matrix(X, activation)
+    W = rng.normal(size=(400_000, 5))
+    f = np.tanh if activation == "tanh" else (lambda v: np.maximum(v, 0))
+    A = f(W @ X.T)
+    K_mc = A.T @ A / len(W)
+    np.testing.assert_allclose(K, K_mc, atol=4e-3)
+    np.testing.assert_allclose(K, K.T, atol=1e-12)
+
+
+def test_relu_kernel_quadrature_agrees_with_closed_form():
+    """The tanh path (2-D Gauss-Hermite) applied to ReLU must reproduce the arc-cosine
+    closed form: two independent routes to the same matrix."""
+    from labkit import rmt
+
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(5, 4))
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    closed = labkit.kernel_matrix(X, "relu")
+    rho = np.clip(X @ X.T, -1, 1)
+    z, w = rmt._gauss_hermite(200)
+    relu = lambda v: np.maximum(v, 0)  # noqa: E731
+    quad = np.array([[w @ (relu(z) * (relu(r * z[:, None] + np.sqrt(1 - r * r) * z[None, :])
+                                      @ w)) for r in row] for row in rho])
+    np.testing.assert_allclose(quad, closed, atol=2e-3)
+
+
+def test_feature_matrices_follow_the_definition():
+    X, Phi = labkit.feature_matrices(7, 4, 9, 3, "relu", seed=5)
+    assert X.shape == (3, 7, 4) and Phi.shape == (3, 7, 9)
+    torch.testing.assert_close(X.norm(dim=2), torch.ones(3, 7, dtype=torch.float64))
+    X2, Phi2 = labkit.feature_matrices(7, 4, 9, 3, "relu", seed=5)
+    assert torch.equal(Phi, Phi2) and (Phi >= 0).all()
+
+
+def test_kernel_view_is_accurate_for_wide_matrices():
+    cfg = config.get("rmt", activations=("tanh",), m_values=(30,), d_values=(10,),
+                     N_values=(60, 3000), reps=4)
+    grid = labkit.sigma_min_grid(cfg)
+    wide = grid[grid["N"] == 3000].iloc[0]
+    narrow = grid[grid["N"] == 60].iloc[0]
+    err = lambda r: abs(r["kernel_prediction"] / r["sigma_min_mean"] - 1)  # noqa: E731
+    assert err(wide) < 0.08 and err(wide) < err(narrow)
+    table = labkit.relative_errors(grid)
+    assert table.loc[("tanh", 30, 10), ("kernel", 3000)] == pytest.approx(
+        wide["kernel_prediction"] / wide["sigma_min_mean"] - 1)
+
+
+@pytest.mark.parametrize("kw,field", [(dict(activations=("sin",)), "activations"),
+                                      (dict(N_values=(0, 10)), "N_values"),
+                                      (dict(reps=1), "reps"), (dict(m_values=()), "m_values")])
+def test_bad_rmt_configs_name_the_field(kw, field):
+    with pytest.raises(ValueError, match=f"^{field}:"):
+        config.get("rmt", **kw)
