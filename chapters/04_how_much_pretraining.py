@@ -91,11 +91,11 @@ print(summary[["m", "N", "T_mean", "T_lo", "T_hi"]].to_string(
 fits = {N: lk.fit_growth(g["m"], g["T_mean"]) for N, g in summary.groupby("N")}
 for N, table in fits.items():
     print(f"N = {N}")
-    print(table.to_string(float_format=lambda v: f"{v:.4g}"))
+    print(table[["params", "rss"]].to_string(float_format=lambda v: f"{v:.4g}"))
     print("preferred (smaller residual sum of squares):", table["rss"].idxmin(), "\n")
 
 # %%
-fig = lk.plot_threshold(summary)
+fig = lk.plot_threshold(summary, fits)
 plt.show()
 
 # %% [markdown]
@@ -104,7 +104,10 @@ plt.show()
 # pre-training before GFS finds a good subnetwork, the paper's qualitative claim. Which
 # growth law fits better is *not* settled here: the two fits leave residuals of the same
 # order, and the preferred model printed above is the one that happens to fit these six
-# points better. Distinguishing $\log m$ from a small power of $m$ needs a much wider range
+# points better. Neither law captures the shape well: $T^\star$ is zero at the smallest $m$,
+# where GFS reaches its plateau without any pre-training (chapter 1 showed why: for small
+# $m$ the labels already lie in the polytope at initialization), and rises steeply after.
+# Distinguishing $\log m$ from a small power of $m$ needs a much wider range
 # of $m$ than a two-core CPU allows in a minute; the full preset (below) spans $m$ from $10^2$
 # to $10^5$.
 

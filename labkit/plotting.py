@@ -150,15 +150,18 @@ def plot_pruned_vs_t(df, T=None) -> plt.Figure:
 
 def plot_threshold(summary, fits: dict | None = None) -> plt.Figure:
     """Chapter 4: mean ``T*(m)`` with bootstrap intervals per width, on a log ``m`` axis, and
-    the fitted curves ``fits``: ``label -> callable(m)``."""
+    the fitted growth laws: ``fits`` maps each width to a ``fit_growth`` table."""
+    from labkit.pretraining import growth_law
+
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     for i, (N, g) in enumerate(summary.groupby("N")):
         ax.errorbar(g["m"], g["T_mean"], yerr=[g["T_mean"] - g["T_lo"], g["T_hi"] - g["T_mean"]],
                     fmt="o", color=f"C{i}", capsize=3, label=f"N = {N}")
         grid = np.geomspace(g["m"].min(), g["m"].max(), 100)
-        for j, (label, f) in enumerate((fits or {}).get(N, {}).items()):
-            ax.plot(grid, f(grid), color=f"C{i}", ls=["--", ":"][j % 2], lw=1,
-                    label=f"N = {N}: {label}")
+        table = (fits or {}).get(N)
+        for j, (model, row) in enumerate(table.iterrows() if table is not None else []):
+            ax.plot(grid, growth_law(model, row["theta"])(grid), color=f"C{i}",
+                    ls=["--", ":"][j % 2], lw=1, label=f"N = {N}: {model}")
     ax.set_xscale("log")
     ax.set_xlabel("dataset size $m$")
     ax.set_ylabel(r"threshold $T^\star$ (GD iterations)")

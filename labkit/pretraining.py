@@ -175,7 +175,8 @@ def threshold_summary(T: pd.DataFrame, *, n_boot: int = 2000, seed: int = 0) -> 
 
 def fit_growth(m, T) -> pd.DataFrame:
     """Least-squares fits of ``T*(m)``: ``a + b log m`` and ``c m^p`` (both in ``T`` space,
-    two parameters each), with their residual sum of squares. The smaller RSS is preferred."""
+    two parameters each), with their residual sum of squares (the smaller is preferred) and
+    the fitted parameters ``theta`` (see :func:`growth_law`)."""
     from scipy.optimize import curve_fit
 
     m, T = np.asarray(m, float), np.asarray(T, float)
@@ -188,6 +189,16 @@ def fit_growth(m, T) -> pd.DataFrame:
                           maxfev=20000)
     rss_pow = float(np.sum((c * m**p - T) ** 2))
     return pd.DataFrame([
-        {"model": "a + b log m", "params": f"a={a:.4g}, b={b_:.4g}", "rss": rss_log},
-        {"model": "c m^p", "params": f"c={c:.4g}, p={p:.4g}", "rss": rss_pow},
+        {"model": "a + b log m", "params": f"a={a:.4g}, b={b_:.4g}", "rss": rss_log,
+         "theta": (float(a), float(b_))},
+        {"model": "c m^p", "params": f"c={c:.4g}, p={p:.4g}", "rss": rss_pow,
+         "theta": (float(c), float(p))},
     ]).set_index("model")
+
+
+def growth_law(model: str, theta):
+    """The fitted curve of :func:`fit_growth` as a function of ``m``."""
+    u, v = theta
+    if model == "a + b log m":
+        return lambda m: u + v * np.log(m)
+    return lambda m: u * np.asarray(m, float) ** v
