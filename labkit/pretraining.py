@@ -11,9 +11,6 @@ finished (:class:`labkit.store.ResultStore`), so a killed sweep resumes where it
 
 from __future__ import annotations
 
-import hashlib
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import torch
@@ -22,14 +19,11 @@ from labkit.bounds import diameter
 from labkit.data import teacher_student
 from labkit.gfs import greedy_forward_selection
 from labkit.model import TwoLayerNet
-from labkit.store import ResultStore
+from labkit.store import ResultStore, code_digest
 
 EXPERIMENT = "threshold"
-# the source files a cell's numbers depend on: a change to any of them changes every key, so
-# a result store never serves numbers computed by older code
-_CODE = ("pretraining.py", "gfs.py", "bounds.py", "data.py", "model.py")
-CODE_DIGEST = hashlib.sha256(b"".join((Path(__file__).parent / f).read_bytes()
-                                      for f in _CODE)).hexdigest()[:12]
+# the source files a cell's numbers depend on (see store.code_digest)
+CODE_DIGEST = code_digest("pretraining.py", "gfs.py", "bounds.py", "data.py", "model.py")
 # column order of a cell's rows: fixed here, since stored JSON sorts its keys
 ROW_FIELDS = ["t", "seed", "dense_loss", "pruned_loss", "loss_z1", "D2_over_m"]
 

@@ -20,6 +20,13 @@ SCHEMA_VERSION = 1
 RESULTS_ENV = "LABKIT_RESULTS"
 
 
+def code_digest(*files: str) -> str:
+    """Hash of labkit source files (names relative to the package): part of a cell's key, so
+    that a store never serves numbers computed by older code."""
+    here = Path(__file__).resolve().parent
+    return hashlib.sha256(b"".join((here / f).read_bytes() for f in files)).hexdigest()[:12]
+
+
 def default_root(mode: str) -> Path:
     """``$LABKIT_RESULTS/<mode>`` if set, else ``results/<mode>`` under the repository."""
     base = os.environ.get(RESULTS_ENV)

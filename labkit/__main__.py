@@ -1,0 +1,53 @@
+"""Command line: ``python -m labkit run <experiment> [--mode quick|full] [--device D]
+[--out DIR]``. Runs are resumable: rerunning skips finished cells."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from labkit import config
+from labkit.runtime import get_device, get_mode
+from labkit.store import default_root
+
+
+def _fig1(cfg, out, device):
+    from labkit.fig1 import red_line, run_fig1
+
+    table = run_fig1(cfg, out=out, device=device)
+    mean = table.groupby(["N", "size", "method", "t"])["accuracy"].mean()
+    summary = mean.groupby(["N", "size", "method"]).max().unstack("method")
+    return table, (f"best checkpoint's accuracy (mean over seeds):\n"
+                   f"{summary.round(4).to_string()}\n\nred line:\n"
+                   f"{red_line(table).to_string(index=False)}")
+
+
+EXPERIMENTS = {"fig1": (_fig1, "Figure 1: MNIST, GFS vs pre-training, with baselines")}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m labkit", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run an experiment",
+                         description="experiments: " + "; ".join(
+                             f"{k} ({v[1]})" for k, v in EXPERIMENTS.items()))
+    run.add_argument("experiment", choices=sorted(EXPERIMENTS))
+    run.add_argument("--mode", choices=["quick", "full"], default=None,
+                     help="preset (default: $LABKIT_MODE, else quick)")
+    run.add_argument("--device", default=None, help="e.g. cpu, cuda (default: by mode)")
+    run.add_argument("--out", default=None, help="results folder (default: results/<mode>)")
+    args = parser.parse_args(argv)
+    mode = get_mode(args.mode)
+    cfg = config.get(args.experiment, mode=mode)
+    device = get_device(mode, args.device)
+    out = args.out or default_root(mode)
+    fn, _ = EXPERIMENTS[args.experiment]
+    table, summary = fn(cfg, out, device)
+    print(f"{args.experiment} ({mode}, {device}): {len(table)} rows -> "
+          f"{out}/{args.experiment}/results.csv, manifest.json")
+    print(summary)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

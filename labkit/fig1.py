@@ -1,0 +1,130 @@
+"""Figure 1 (Section 5): how much pre-training before GFS finds a good subnetwork, on MNIST.
+
+Protocol (TEXT): labels binarized (digit < 5 -> 0), ReLU hidden layer, sigmoid output,
+binary cross-entropy; class-balanced sub-datasets of several sizes; pre-training with
+checkpoints; at every checkpoint the dense network is pruned by GFS to ``k`` hidden
+neurons and the pruned network's accuracy on the whole training sub-dataset is recorded, no
+fine-tuning; several trials. Optimizer, learning rate and batch size were lost: we use
+mini-batch SGD with the mean-field step (``lr * N`` per neuron), all exposed in the config.
+Baselines at the same checkpoints and ``k``: the ``k`` largest-magnitude neurons
+(``|b_i| * ||w_i||``) and ``k`` random neurons. Chapter 6.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from labkit.data import balanced_subset, binarize, load_mnist
+from labkit.gfs import greedy_forward_selection
+from labkit.model import TwoLayerNet
+from labkit.runner import run_cells
+
+NAME = "fig1"
+METHODS = ("gfs", "magnitude", "random", "dense")
+
+
+def load_data(cfg):
+    """The MNIST source of the preset, inputs scaled to unit norm (Assumption 2)."""
+    X, labels = load_mnist(cfg.source)
+    if max(cfg.sizes) > len(labels):
+        raise ValueError(f"sizes: {max(cfg.sizes)} exceeds the {len(labels)} digits of "
+                         f"source {cfg.source!r}")
+    return X / X.norm(dim=1, keepdim=True).clamp_min(1e-12), labels
+
+
+def _accuracy(z: torch.Tensor, y: torch.Tensor) -> float:
+    return float(((z > 0).to(y.dtype) == y).to(torch.float64).mean())
+
+
+def evaluate(W, b, X, y, k: int, gen: torch.Generator) -> dict:
+    """Accuracy on ``(X, y)`` of the dense network and of three ``k``-neuron subnetworks."""
+    N = W.shape[0]
+    Phi = b[:, None] * torch.relu(W @ X.T)  # (N, m) pre-sigmoid contributions
+    gfs = greedy_forward_selection(Phi, y, k, loss="bce")
+    counts = torch.as_tensor(gfs.counts, dtype=Phi.dtype, device=Phi.device)
+    magnitude = torch.topk(b.abs() * W.norm(dim=1), k).indices
+    random = torch.randperm(N, generator=gen)[:k].to(Phi.device)
+    return {"gfs": _accuracy(counts @ Phi / k, y),
+            "magnitude": _accuracy(Phi[magnitude].mean(0), y),
+            "random": _accuracy(Phi[random].mean(0), y),
+            "dense": _accuracy(Phi.mean(0), y),
+            "gfs_distinct": int((gfs.counts > 0).sum()), "gfs_bce": float(gfs.losses[-1])}
+
+
+def train_cell(cfg, X_all, labels, cell, device) -> dict:
+    """Pre-train ``len(cfg.seeds)`` networks of width ``N`` on one sub-dataset, all seeds as
+    one batched program, evaluating at every checkpoint."""
+    size, N = cell["size"], cell["N"]
+    S = len(cfg.seeds)
+    subsets = [balanced_subset(labels, size, seed=s) for s in cfg.seeds]
+    X = torch.stack([X_all[i] for i in subsets]).to(device)  # (S, size, d)
+    y = torch.stack([binarize(labels[i]) for i in subsets]).to(device)
+    nets = [TwoLayerNet(X.shape[2], N, activation="relu", output="sigmoid",
+                        generator=torch.Generator().manual_seed(s)) for s in cfg.seeds]
+    W = torch.stack([n.W.detach() for n in nets]).to(device).requires_grad_()
+    b = torch.stack([n.b.detach() for n in nets]).to(device).requires_grad_()
+    gens = [torch.Generator().manual_seed(10_000 + s) for s in cfg.seeds]
+    rows, t = [], 0
+    for target in cfg.checkpoints:
+        while t < target:
+            idx = torch.stack([torch.randint(size, (cfg.batch_size,), generator=g)
+                               for g in gens]).to(device)
+            Xb = torch.gather(X, 1, idx[..., None].expand(-1, -1, X.shape[2]))
+            z = torch.bmm(torch.relu(torch.bmm(Xb, W.transpose(1, 2))), b[..., None])[..., 0] / N
+            loss = F.binary_cross_entropy_with_logits(z, torch.gather(y, 1, idx),
+                                                      reduction="none").mean(1)
+            if not torch.isfinite(loss).all():
+                bad = [cfg.seeds[j] for j in range(S) if not torch.isfinite(loss[j])]
+                raise FloatingPointError(f"fig1: non-finite loss at iteration {t} "
+                                         f"(size={size}, N={N}, seeds={bad}, lr={cfg.lr})")
+            W.grad = b.grad = None
+            loss.sum().backward()
+            with torch.no_grad():
+                W -= cfg.lr * N * W.grad
+                b -= cfg.lr * N * b.grad
+            t += 1
+        with torch.no_grad():
+            for j, seed in enumerate(cfg.seeds):
+                acc = evaluate(W[j], b[j], X[j], y[j], cfg.k, gens[j])
+                rows.append({"t": t, "seed": seed, **acc})
+    return {"rows": rows}
+
+
+def run_fig1(cfg, *, out, device=None) -> pd.DataFrame:
+    """The whole sweep over ``cfg.sizes x cfg.widths`` (each cell all seeds), resumable
+    under ``out``. Returns the tidy table: one row per size, width, seed, checkpoint and
+    method, with the accuracy on the training sub-dataset."""
+    device = torch.device(device or "cpu")
+    X_all, labels = load_data(cfg)
+    cells = [{**cfg.cell_params(), "size": size, "N": N}
+             for N in cfg.widths for size in cfg.sizes]
+
+    def to_rows(cell, payload):
+        df = pd.DataFrame(payload["rows"], columns=["t", "seed", *METHODS, "gfs_distinct",
+                                                    "gfs_bce"])
+        df = df.melt(id_vars=["t", "seed", "gfs_distinct", "gfs_bce"], value_vars=METHODS,
+                     var_name="method", value_name="accuracy")
+        df.insert(0, "N", cell["N"])
+        df.insert(0, "size", cell["size"])
+        return df
+
+    return run_cells(NAME, cfg, cells, lambda cell: train_cell(cfg, X_all, labels, cell, device),
+                     to_rows, out=out, device=device)
+
+
+def red_line(table: pd.DataFrame) -> pd.DataFrame:
+    """Figure 1's red line, per width: for each sub-dataset size, the first checkpoint at
+    which the mean GFS accuracy reaches the best mean GFS accuracy of the largest size
+    (``NaN``: never within the run)."""
+    g = table[table["method"] == "gfs"].groupby(["N", "size", "t"])["accuracy"].mean()
+    rows = []
+    for N, gN in g.groupby(level="N"):
+        full = gN.xs(gN.index.get_level_values("size").max(), level="size").max()
+        for size, gs in gN.groupby(level="size"):
+            reached = gs[gs >= full - 1e-12]
+            t = reached.index.get_level_values("t").min() if len(reached) else np.nan
+            rows.append({"N": N, "size": size, "target": full, "t_red": t})
+    return pd.DataFrame(rows)
