@@ -227,3 +227,49 @@ def plot_condition(gauss) -> plt.Figure:
     ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
+
+
+def plot_fig1(table, red) -> plt.Figure:
+    """Chapter 6, Figure 1 analog: GFS subnetwork accuracy on the training sub-dataset
+    against pre-training iterations, one line per sub-dataset size, one panel per width,
+    with the red line of ``labkit.red_line``."""
+    gfs = table[table["method"] == "gfs"].groupby(["N", "size", "t"])["accuracy"].mean()
+    widths = sorted(table["N"].unique())
+    fig, axes = plt.subplots(1, len(widths), figsize=(5.4 * len(widths), 4.2), squeeze=False,
+                             sharey=True)
+    for ax, N in zip(axes[0], widths, strict=True):
+        gN = gfs.xs(N, level="N")
+        n_sizes = gN.index.get_level_values("size").nunique()
+        for i, (size, g) in enumerate(gN.groupby(level="size")):
+            t = g.index.get_level_values("t")
+            ax.plot(t, g.values, "o-", ms=3, color=plt.cm.viridis(0.9 * i / max(1, n_sizes - 1)),
+                    label=f"{size} examples")
+        r = red[(red["N"] == N)].dropna()
+        acc = [gN.loc[(s, t)] for s, t in zip(r["size"], r["t_red"], strict=True)]
+        ax.plot(r["t_red"], acc, "r-", lw=2, label="red line")
+        ax.set_title(f"N = {N}")
+        ax.set_xlabel("pre-training iterations")
+    axes[0, 0].set_ylabel("GFS subnetwork accuracy (training sub-dataset)")
+    axes[0, -1].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_methods(table, size) -> plt.Figure:
+    """Chapter 6: GFS against the magnitude and random baselines and the dense network on
+    one sub-dataset size, mean and spread over seeds, one panel per width."""
+    part = table[table["size"] == size]
+    widths = sorted(part["N"].unique())
+    fig, axes = plt.subplots(1, len(widths), figsize=(5.4 * len(widths), 4.0), squeeze=False,
+                             sharey=True)
+    for ax, N in zip(axes[0], widths, strict=True):
+        for i, (method, g) in enumerate(part[part["N"] == N].groupby("method")):
+            s = g.groupby("t")["accuracy"]
+            ax.errorbar(s.mean().index, s.mean(), yerr=s.std().fillna(0), fmt="o-", ms=3,
+                        capsize=2, color=f"C{i}", label=method)
+        ax.set_title(f"N = {N}, {size} examples")
+        ax.set_xlabel("pre-training iterations")
+    axes[0, 0].set_ylabel("accuracy on the training sub-dataset")
+    axes[0, -1].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
