@@ -11,10 +11,10 @@ from labkit.runtime import get_device, get_mode
 from labkit.store import default_root
 
 
-def _fig1(cfg, out, device):
+def _fig1(cfg, out, device, name="fig1"):
     from labkit.fig1 import red_line, run_fig1
 
-    table = run_fig1(cfg, out=out, device=device)
+    table = run_fig1(cfg, out=out, device=device, name=name)
     mean = table.groupby(["N", "size", "method", "t"])["accuracy"].mean()
     summary = mean.groupby(["N", "size", "method"]).max().unstack("method")
     return table, (f"best checkpoint's accuracy (mean over seeds):\n"
@@ -22,7 +22,11 @@ def _fig1(cfg, out, device):
                    f"{red_line(table).to_string(index=False)}")
 
 
-EXPERIMENTS = {"fig1": (_fig1, "Figure 1: MNIST, GFS vs pre-training, with baselines")}
+EXPERIMENTS = {
+    "fig1": (_fig1, "Figure 1: MNIST, GFS vs pre-training, with baselines"),
+    "fig1_cpu": (_fig1, "Figure 1, the archived larger CPU run (all 5,000 offline digits, "
+                        "k=200, 8K iterations; about half an hour on 2 cores)"),
+}
 
 
 def main(argv=None) -> int:
@@ -42,7 +46,7 @@ def main(argv=None) -> int:
     device = get_device(mode, args.device)
     out = args.out or default_root(mode)
     fn, _ = EXPERIMENTS[args.experiment]
-    table, summary = fn(cfg, out, device)
+    table, summary = fn(cfg, out, device, name=args.experiment)
     print(f"{args.experiment} ({mode}, {device}): {len(table)} rows -> "
           f"{out}/{args.experiment}/results.csv, manifest.json")
     print(summary)

@@ -93,7 +93,7 @@ def train_cell(cfg, X_all, labels, cell, device) -> dict:
     return {"rows": rows}
 
 
-def run_fig1(cfg, *, out, device=None) -> pd.DataFrame:
+def run_fig1(cfg, *, out, device=None, name: str = NAME) -> pd.DataFrame:
     """The whole sweep over ``cfg.sizes x cfg.widths`` (each cell all seeds), resumable
     under ``out``. Returns the tidy table: one row per size, width, seed, checkpoint and
     method, with the accuracy on the training sub-dataset."""
@@ -111,7 +111,7 @@ def run_fig1(cfg, *, out, device=None) -> pd.DataFrame:
         df.insert(0, "size", cell["size"])
         return df
 
-    return run_cells(NAME, cfg, cells, lambda cell: train_cell(cfg, X_all, labels, cell, device),
+    return run_cells(name, cfg, cells, lambda cell: train_cell(cfg, X_all, labels, cell, device),
                      to_rows, out=out, device=device)
 
 
