@@ -57,6 +57,7 @@ from labkit.rmt import (
     sigma_min_grid,
     singular_stats,
 )
+from labkit.runner import load_archive
 from labkit.runtime import get_device, get_mode, seed_everything
 from labkit.store import ResultStore, default_root
 from labkit.train import dense_loss, pretrain_gd
@@ -67,13 +68,13 @@ __all__ = [
     "diameter", "draw_polytope", "export_pruned", "feature_matrices", "fit_growth", "frank_wolfe",
     "gaussian_condition", "get_device", "get_mode", "gfs_vs_exhaustive",
     "greedy_forward_selection", "harmonic", "kernel_matrix", "lemma1_bound", "lemma1_on_networks",
-    "lemma3_movement", "load_mnist", "mnist_regression", "neurons_needed", "plot_condition",
-    "plot_fig1", "plot_lemma1", "plot_lemma3", "plot_loss_vs_k", "plot_mechanism", "plot_methods",
-    "plot_polytopes", "plot_pruned_vs_t", "plot_sigma_min", "plot_threshold", "polytope_gap",
-    "polytope_gap_table", "polytope_min", "pretrain_gd", "red_line", "relative_errors", "run_fig1",
-    "run_threshold", "seed_everything", "sigma_min_grid", "singular_stats", "squared_loss",
-    "teacher_student", "theorem1_neurons", "theorem1_table", "threshold_summary", "thresholds",
-    "train_batched", "unit_sphere",
+    "lemma3_movement", "load_archive", "load_mnist", "mnist_regression", "neurons_needed",
+    "plot_condition", "plot_fig1", "plot_lemma1", "plot_lemma3", "plot_loss_vs_k",
+    "plot_mechanism", "plot_methods", "plot_polytopes", "plot_pruned_vs_t", "plot_sigma_min",
+    "plot_threshold", "polytope_gap", "polytope_gap_table", "polytope_min", "pretrain_gd",
+    "red_line", "relative_errors", "run_fig1", "run_threshold", "seed_everything",
+    "sigma_min_grid", "singular_stats", "squared_loss", "teacher_student", "theorem1_neurons",
+    "theorem1_table", "threshold_summary", "thresholds", "train_batched", "unit_sphere",
 ]
 
 __version__ = "0.1.0"

@@ -80,3 +80,19 @@ def run_cells(name: str, cfg, cells, compute, to_rows, *, out: str | os.PathLike
     info = manifest(cfg, device, time.perf_counter() - start, computed, len(cells) - computed)
     _atomic_write(root / "manifest.json", json.dumps(info, indent=2))
     return table
+
+
+ARCHIVE = Path(__file__).resolve().parent.parent / "results" / "archive"
+
+
+def load_archive(name: str, root: str | os.PathLike = ARCHIVE) -> tuple[pd.DataFrame, dict]:
+    """A finished run stored in the repository (``results/archive/<name>/``): its results
+    table and manifest. Chapters show such runs beside their live quick runs."""
+    folder = Path(root) / name
+    try:
+        table = pd.read_csv(folder / "results.csv")
+        info = json.loads((folder / "manifest.json").read_text())
+    except FileNotFoundError as err:
+        raise FileNotFoundError(f"no archived run {name!r} under {folder}; make it with: "
+                                f"python -m labkit run {name} --out {Path(root)}") from err
+    return table, info

@@ -151,3 +151,12 @@ def test_missing_full_dataset_names_the_variable(tmp_path, monkeypatch):
     monkeypatch.delenv("LABKIT_MNIST_DIR", raising=False)
     with pytest.raises(FileNotFoundError, match="LABKIT_MNIST_DIR"):
         run_fig1(tiny(source="torchvision"), out=tmp_path)
+
+
+def test_archived_run_roundtrip_and_missing_archive(tmp_path):
+    table = run_fig1(tiny(), out=tmp_path, name="fig1_small")
+    loaded, info = labkit.load_archive("fig1_small", root=tmp_path)
+    pd.testing.assert_frame_equal(loaded, table, check_dtype=False)
+    assert info["fields"]["k"] == TINY["k"] and info["cells_computed"] == 4
+    with pytest.raises(FileNotFoundError, match="python -m labkit run nothing"):
+        labkit.load_archive("nothing", root=tmp_path)
