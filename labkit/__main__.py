@@ -25,7 +25,7 @@ def _fig1(cfg, out, device, name="fig1"):
 EXPERIMENTS = {
     "fig1": (_fig1, "Figure 1: MNIST, GFS vs pre-training, with baselines"),
     "fig1_cpu": (_fig1, "Figure 1, the archived larger CPU run (all 5,000 offline digits, "
-                        "k=200, 8K iterations; about half an hour on 2 cores)"),
+                        "k=200, 8K iterations, width 200; about 20 minutes on 2 cores)"),
 }
 
 
