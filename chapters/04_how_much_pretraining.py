@@ -47,15 +47,15 @@ import labkit as lk
 # $k$ = `cfg.k` neurons, and the pruned loss, the dense loss and the quantities of Lemma 1
 # are recorded. All seeds of an $(m, N)$ cell train as one batched program
 # (`labkit.train_batched`), and each finished cell is stored under a hash of its settings,
-# so a run that is stopped resumes where it left off.
+# so a run that is stopped resumes where it left off (from a shell:
+# `python -m labkit run threshold --mode full`).
 
 # %%
 cfg = lk.config.get("threshold")
 cfg
 
 # %%
-store = lk.ResultStore(lk.default_root(lk.get_mode()))
-df = lk.run_threshold(cfg, store, device=lk.get_device())
+df = lk.run_threshold(cfg, out=lk.default_root(lk.get_mode()), device=lk.get_device())
 df.shape
 
 # %% [markdown]

@@ -7,6 +7,7 @@ import argparse
 import sys
 
 from labkit import config
+from labkit.pretraining import run_threshold
 from labkit.runtime import get_device, get_mode
 from labkit.store import default_root
 
@@ -22,7 +23,16 @@ def _fig1(cfg, out, device, name="fig1"):
                    f"{red_line(table).to_string(index=False)}")
 
 
+def _threshold(cfg, out, device, name="threshold"):
+    from labkit.pretraining import threshold_summary, thresholds
+
+    table = run_threshold(cfg, out=out, device=device)
+    summary = threshold_summary(thresholds(table, cfg.eps), n_boot=cfg.n_boot)
+    return table, f"threshold T* per (m, N):\n{summary.round(4).to_string(index=False)}"
+
+
 EXPERIMENTS = {
+    "threshold": (_threshold, "chapter 4: the pre-training threshold T*(m), Theorem 3"),
     "fig1": (_fig1, "Figure 1: MNIST, GFS vs pre-training, with baselines"),
     "fig1_cpu": (_fig1, "Figure 1, the archived larger CPU run (all 5,000 offline digits, "
                         "k=200, 8K iterations, width 200; about 20 minutes on 2 cores)"),

@@ -33,6 +33,11 @@ def _check_widths(widths) -> None:
         raise ValueError(f"widths: must be positive integers, got {widths!r}")
 
 
+def _check_seeds(seeds) -> None:
+    if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds: must be distinct non-negative integers, got {seeds!r}")
+
+
 class _Config:
     """Shared validation and hashing for the experiment dataclasses."""
 
@@ -197,8 +202,7 @@ class ThresholdConfig(_Config):
             raise ValueError(f"m_values: need at least two dataset sizes, each m >= 2, "
                              f"got {self.m_values!r}")
         _check_widths(self.widths)
-        if not self.seeds or min(self.seeds) < 0 or len(set(self.seeds)) != len(self.seeds):
-            raise ValueError(f"seeds: must be distinct non-negative integers, got {self.seeds!r}")
+        _check_seeds(self.seeds)
         if self.dtype not in ("float32", "float64"):
             raise ValueError(f"dtype: unknown dtype {self.dtype!r}; allowed: float32, float64")
         _check_schedule("checkpoints", self.checkpoints, min_len=2)
@@ -265,8 +269,7 @@ class Fig1Config(_Config):
         if self.k > min(self.widths):
             raise ValueError(f"k: {self.k} exceeds the narrowest width {min(self.widths)}; the "
                              "magnitude and random baselines pick k distinct neurons")
-        if not self.seeds or min(self.seeds) < 0 or len(set(self.seeds)) != len(self.seeds):
-            raise ValueError(f"seeds: must be distinct non-negative integers, got {self.seeds!r}")
+        _check_seeds(self.seeds)
         _check_schedule("checkpoints", self.checkpoints, min_len=2)
 
     def cell_params(self) -> dict:

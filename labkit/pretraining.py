@@ -6,7 +6,7 @@ pre-trained by full-batch gradient descent (eq. 5) on teacher-student data as on
 program (:func:`train_batched`, one ``torch.bmm`` per layer for all seeds). At every
 checkpoint each network is pruned by exact GFS to ``k`` neurons; the pruned loss, the dense
 loss and Lemma 1's quantities are recorded. Each ``(m, N)`` cell is stored as soon as it is
-finished (:class:`labkit.store.ResultStore`), so a killed sweep resumes where it stopped.
+finished (:func:`labkit.runner.run_cells`), so a killed sweep resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from labkit.bounds import diameter
 from labkit.data import teacher_student
 from labkit.gfs import greedy_forward_selection
 from labkit.model import TwoLayerNet
-from labkit.store import ResultStore, code_digest
+from labkit.runner import run_cells
+from labkit.store import code_digest
 
 EXPERIMENT = "threshold"
 # the source files a cell's numbers depend on (see store.code_digest)
@@ -94,33 +95,27 @@ def run_cell(cfg, m: int, N: int, device=None) -> dict:
             "sigma_min": [s[0] for s in svals], "sigma_max": [s[1] for s in svals]}
 
 
-def run_threshold(cfg, store: ResultStore | None = None, *, device=None,
-                  progress: bool = False) -> pd.DataFrame:
-    """The whole sweep over ``cfg.m_values x cfg.widths``; finished cells come from
-    ``store`` when given. Returns a tidy table: one row per ``(m, N, seed, t)``."""
-    cells = [(m, N) for N in cfg.widths for m in cfg.m_values]
-    if progress:
-        from tqdm.auto import tqdm
+def run_threshold(cfg, *, out, device=None) -> pd.DataFrame:
+    """The whole sweep over ``cfg.m_values x cfg.widths``, resumable under ``out`` (see
+    :func:`labkit.runner.run_cells`: finished cells are reused, and ``results.csv`` and
+    ``manifest.json`` are written). Returns a tidy table: one row per ``(m, N, seed, t)``."""
+    device = torch.device(device or "cpu")
+    cells = [{**cfg.cell_params(m, N), "code": CODE_DIGEST}
+             for N in cfg.widths for m in cfg.m_values]
 
-        cells = tqdm(cells, desc="threshold sweep")
-    frames = []
-    for m, N in cells:
-        params = {**cfg.cell_params(m, N), "code": CODE_DIGEST}
-
-        def compute(m=m, N=N):
-            return run_cell(cfg, m, N, device)
-
-        payload = (store.get_or_compute(EXPERIMENT, params, compute)[0] if store
-                   else compute())
+    def to_rows(cell, payload):
         df = pd.DataFrame(payload["rows"], columns=ROW_FIELDS)
         smin = dict(zip(cfg.seeds, payload["sigma_min"], strict=True))
         smax = dict(zip(cfg.seeds, payload["sigma_max"], strict=True))
         df["sigma_min"] = df["seed"].map(smin)
         df["kappa"] = df["seed"].map(smax) / df["sigma_min"]
-        df.insert(0, "N", N)
-        df.insert(0, "m", m)
-        frames.append(df)
-    return pd.concat(frames, ignore_index=True)
+        df.insert(0, "N", cell["N"])
+        df.insert(0, "m", cell["m"])
+        return df
+
+    return run_cells(EXPERIMENT, cfg, cells,
+                     lambda cell: run_cell(cfg, cell["m"], cell["N"], device), to_rows,
+                     out=out, device=device)
 
 
 def thresholds(df: pd.DataFrame, eps: float) -> pd.DataFrame:

@@ -9,3 +9,38 @@ suite into a paper-scale run.
 import os
 
 os.environ["LABKIT_MODE"] = "quick"
+
+
+def kill_midway_and_resume(script: str, tmp_path, cells_of, total: int, sig: int) -> dict:
+    """Shared check of every resumable sweep. ``script`` (run as ``python -c script OUT PKL``)
+    runs a sweep into OUT and pickles its table to PKL; ``cells_of(OUT)`` is the folder of its
+    cell files. The run is stopped with ``sig`` once two cells are done, restarted, and must
+    then finish without rewriting a finished cell and equal an uninterrupted run. Returns
+    the cells finished before the signal, with their modification times."""
+    import subprocess
+    import sys
+    import time
+
+    import pandas as pd
+
+    env = {**os.environ, "LABKIT_MODE": "quick"}
+
+    def run(out, pkl):
+        return [sys.executable, "-c", script, str(tmp_path / out), str(tmp_path / pkl)]
+
+    cells = cells_of(tmp_path / "killed")
+    proc = subprocess.Popen(run("killed", "a.pkl"), env=env)
+    deadline = time.time() + 180
+    while time.time() < deadline and len(list(cells.glob("*.json"))) < 2:
+        time.sleep(0.05)
+    proc.send_signal(sig)
+    proc.wait()
+    done = {f: f.stat().st_mtime_ns for f in cells.glob("*.json")}
+    assert 2 <= len(done) < total, "the signal should land mid-sweep"
+    subprocess.run(run("killed", "b.pkl"), env=env, check=True)
+    assert all(f.stat().st_mtime_ns == t for f, t in done.items()), "finished cells redone"
+    assert len(list(cells.glob("*.json"))) == total and not list(cells.glob("*.tmp"))
+    subprocess.run(run("clean", "c.pkl"), env=env, check=True)
+    pd.testing.assert_frame_equal(pd.read_pickle(tmp_path / "b.pkl"),
+                                  pd.read_pickle(tmp_path / "c.pkl"))
+    return done

@@ -4,17 +4,16 @@ hand computations, kill-and-resume with a signal, corrupted cells, manifest, CLI
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
 import textwrap
-import time
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import kill_midway_and_resume
 
 import labkit
 from labkit import config
@@ -80,27 +79,10 @@ SWEEP = textwrap.dedent("""
 
 def test_killed_run_resumes_without_recomputing(tmp_path):
     kw = {**TINY, "sizes": (40, 80, 120, 160), "checkpoints": (0, 50, 400)}
-    script = SWEEP.format(kw=kw)
-    env = {**os.environ, "LABKIT_MODE": "quick"}
-    cells = tmp_path / "killed" / NAME / "cells"
-    proc = subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "killed"),
-                             str(tmp_path / "a.pkl")], env=env)
-    deadline = time.time() + 180
-    while time.time() < deadline and len(list(cells.rglob("*.json"))) < 2:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGTERM)
-    proc.wait()
-    done = {f: f.stat().st_mtime_ns for f in cells.rglob("*.json")}
-    assert 2 <= len(done) < 8, "the signal should land mid-run"
-    subprocess.run([sys.executable, "-c", script, str(tmp_path / "killed"),
-                    str(tmp_path / "b.pkl")], env=env, check=True)
-    assert all(f.stat().st_mtime_ns == t for f, t in done.items())
+    done = kill_midway_and_resume(SWEEP.format(kw=kw), tmp_path,
+                                  lambda out: out / NAME / "cells" / NAME, 8, signal.SIGTERM)
     manifest = json.loads((tmp_path / "killed" / NAME / "manifest.json").read_text())
     assert manifest["cells_reused"] == len(done)
-    subprocess.run([sys.executable, "-c", script, str(tmp_path / "clean"),
-                    str(tmp_path / "c.pkl")], env=env, check=True)
-    pd.testing.assert_frame_equal(pd.read_pickle(tmp_path / "b.pkl"),
-                                  pd.read_pickle(tmp_path / "c.pkl"))
 
 
 def test_cli_runs_the_quick_preset_and_lists_experiments(tmp_path, monkeypatch, capsys):

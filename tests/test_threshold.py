@@ -5,18 +5,15 @@ recomputing, the threshold and the fits against hand computations, and config er
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 import textwrap
-import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import kill_midway_and_resume
 
 import labkit
 from labkit import config
@@ -100,13 +97,12 @@ def test_store_never_uses_a_damaged_file(tmp_path, damage):
 
 def test_sweep_uses_the_store_and_detects_a_corrupted_cell(tmp_path):
     cfg = tiny()
-    store = labkit.ResultStore(tmp_path)
-    first = labkit.run_threshold(cfg, store)
-    files = sorted((tmp_path / EXPERIMENT).glob("*.json"))
+    first = labkit.run_threshold(cfg, out=tmp_path)
+    files = sorted((tmp_path / EXPERIMENT / "cells").rglob("*.json"))
     assert len(files) == len(cfg.m_values) * len(cfg.widths)
     files[0].write_text(files[0].read_text()[:-20])  # a torn write
     stamps = {f: f.stat().st_mtime_ns for f in files[1:]}
-    second = labkit.run_threshold(cfg, store)
+    second = labkit.run_threshold(cfg, out=tmp_path)
     pd.testing.assert_frame_equal(first, second)
     assert all(f.stat().st_mtime_ns == stamps[f] for f in files[1:])  # others reused
 
@@ -117,38 +113,16 @@ SWEEP = textwrap.dedent("""
     import sys, labkit
     from labkit import config
     cfg = config.get("threshold", **{tiny!r})
-    df = labkit.run_threshold(cfg, labkit.ResultStore(sys.argv[1]))
+    df = labkit.run_threshold(cfg, out=sys.argv[1])
     df.to_pickle(sys.argv[2])
 """)
 
 
 def test_killed_sweep_resumes_without_recomputing(tmp_path):
     kw = {**TINY, "m_values": (6, 9, 12, 15, 18, 21), "checkpoints": (0, 10, 100, 1000, 3000)}
-    script = SWEEP.format(tiny=kw)
-    env = {**os.environ, "LABKIT_MODE": "quick"}
-    killed_root, clean_root = tmp_path / "killed", tmp_path / "clean"
-    proc = subprocess.Popen([sys.executable, "-c", script, str(killed_root),
-                             str(tmp_path / "a.pkl")], env=env)
-    cell_dir = killed_root / EXPERIMENT
-    deadline = time.time() + 120
-    while time.time() < deadline and len(list(cell_dir.glob("*.json"))) < 2:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    done = {f: f.stat().st_mtime_ns for f in cell_dir.glob("*.json")}
-    total = len(kw["m_values"]) * len(kw["widths"])
-    assert 2 <= len(done) < total, "the kill should land mid-sweep"
-
-    subprocess.run([sys.executable, "-c", script, str(killed_root), str(tmp_path / "b.pkl")],
-                   env=env, check=True)
-    assert all(f.stat().st_mtime_ns == t for f, t in done.items()), "finished cells redone"
-    assert len(list(cell_dir.glob("*.json"))) == total
-    assert not list(cell_dir.glob("*.tmp"))
-
-    subprocess.run([sys.executable, "-c", script, str(clean_root), str(tmp_path / "c.pkl")],
-                   env=env, check=True)
-    pd.testing.assert_frame_equal(pd.read_pickle(tmp_path / "b.pkl"),
-                                  pd.read_pickle(tmp_path / "c.pkl"))
+    kill_midway_and_resume(SWEEP.format(tiny=kw), tmp_path,
+                           lambda out: out / EXPERIMENT / "cells" / EXPERIMENT,
+                           len(kw["m_values"]) * len(kw["widths"]), signal.SIGKILL)
 
 
 # ------------------------------------------------------------------ threshold and fits
