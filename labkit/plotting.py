@@ -16,6 +16,20 @@ def _np(a) -> np.ndarray:
     return a.detach().cpu().numpy() if hasattr(a, "detach") else np.asarray(a)
 
 
+def _width_panels(widths, height: float = 4.2):
+    """One panel per network width, sharing the y axis."""
+    fig, axes = plt.subplots(1, len(widths), figsize=(5.4 * len(widths), height),
+                             squeeze=False, sharey=True)
+    return fig, axes
+
+
+def _finish(fig, axes, ylabel: str, legend_size: int = 8) -> plt.Figure:
+    axes[0, 0].set_ylabel(ylabel)
+    axes[0, -1].legend(fontsize=legend_size)
+    fig.tight_layout()
+    return fig
+
+
 def draw_polytope(ax, Phi, y, *, title: str = "", k_lattice: int = 0, path=None):
     """Draw the marginal polytope ``conv{Phi_i}`` (eq. 7) for ``m = 2`` data points on ``ax``.
 
@@ -131,8 +145,7 @@ def plot_pruned_vs_t(df, T=None) -> plt.Figure:
     per dataset size ``m``, one panel per width ``N``; ``T`` (from ``thresholds``) marks each
     curve's mean threshold."""
     widths = sorted(df["N"].unique())
-    fig, axes = plt.subplots(1, len(widths), figsize=(5.4 * len(widths), 4.2), squeeze=False,
-                             sharey=True)
+    fig, axes = _width_panels(widths)
     for ax, N in zip(axes[0], widths, strict=True):
         for i, (m, g) in enumerate(df[df["N"] == N].groupby("m")):
             med = g.groupby("t")["pruned_loss"].median()
@@ -142,10 +155,7 @@ def plot_pruned_vs_t(df, T=None) -> plt.Figure:
                 ax.axvline(1 + t_star, color=f"C{i}", lw=0.8, ls=":")
         ax.set_title(f"N = {N}")
         ax.set_xlabel("1 + pre-training iterations $t$")
-    axes[0, 0].set_ylabel(r"pruned loss $\ell(z_k)$ (median over seeds)")
-    axes[0, -1].legend(fontsize=8)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, axes, r"pruned loss $\ell(z_k)$ (median over seeds)")
 
 
 def plot_threshold(summary, fits: dict | None = None) -> plt.Figure:
@@ -235,8 +245,7 @@ def plot_fig1(table, red) -> plt.Figure:
     with the red line of ``labkit.red_line``."""
     gfs = table[table["method"] == "gfs"].groupby(["N", "size", "t"])["accuracy"].mean()
     widths = sorted(table["N"].unique())
-    fig, axes = plt.subplots(1, len(widths), figsize=(5.4 * len(widths), 4.2), squeeze=False,
-                             sharey=True)
+    fig, axes = _width_panels(widths)
     for ax, N in zip(axes[0], widths, strict=True):
         gN = gfs.xs(N, level="N")
         n_sizes = gN.index.get_level_values("size").nunique()
@@ -249,10 +258,7 @@ def plot_fig1(table, red) -> plt.Figure:
         ax.plot(r["t_red"], acc, "r-", lw=2, label="red line")
         ax.set_title(f"N = {N}")
         ax.set_xlabel("pre-training iterations")
-    axes[0, 0].set_ylabel("GFS subnetwork accuracy (training sub-dataset)")
-    axes[0, -1].legend(fontsize=7)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, axes, "GFS subnetwork accuracy (training sub-dataset)", 7)
 
 
 def plot_methods(table, size) -> plt.Figure:
@@ -260,8 +266,7 @@ def plot_methods(table, size) -> plt.Figure:
     one sub-dataset size, mean and spread over seeds, one panel per width."""
     part = table[table["size"] == size]
     widths = sorted(part["N"].unique())
-    fig, axes = plt.subplots(1, len(widths), figsize=(5.4 * len(widths), 4.0), squeeze=False,
-                             sharey=True)
+    fig, axes = _width_panels(widths, height=4.0)
     for ax, N in zip(axes[0], widths, strict=True):
         for i, (method, g) in enumerate(part[part["N"] == N].groupby("method")):
             s = g.groupby("t")["accuracy"]
@@ -269,7 +274,4 @@ def plot_methods(table, size) -> plt.Figure:
                         capsize=2, color=f"C{i}", label=method)
         ax.set_title(f"N = {N}, {size} examples")
         ax.set_xlabel("pre-training iterations")
-    axes[0, 0].set_ylabel("accuracy on the training sub-dataset")
-    axes[0, -1].legend(fontsize=8)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, axes, "accuracy on the training sub-dataset")
