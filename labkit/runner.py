@@ -58,12 +58,13 @@ def _atomic_write(path: Path, text: str) -> None:
 
 
 def run_cells(name: str, cfg, cells, compute, to_rows, *, out: str | os.PathLike,
-              device) -> pd.DataFrame:
+              device, shared: str | None = None) -> pd.DataFrame:
     """Run every cell (a dict of parameters) of an experiment: ``compute(cell)`` returns a
     JSON-ready payload, ``to_rows(cell, payload)`` the cell's rows of the tidy table. Finished
-    cells are read back from ``out``; results and manifest are written at the end."""
+    cells are read back from ``out``; results and manifest are written at the end. Runs
+    naming the same ``shared`` store (e.g. Tables 1 and 2) reuse each other's cells."""
     root = Path(out) / name
-    store = ResultStore(root / "cells")
+    store = ResultStore(Path(out) / shared / "cells" if shared else root / "cells")
     start, computed, frames = time.perf_counter(), 0, []
     iterator = cells
     if progress_enabled():
@@ -71,7 +72,7 @@ def run_cells(name: str, cfg, cells, compute, to_rows, *, out: str | os.PathLike
 
         iterator = tqdm(cells, desc=name)
     for cell in iterator:
-        payload, fresh = store.get_or_compute(name, cell, lambda cell=cell: compute(cell))
+        payload, fresh = store.get_or_compute(shared or name, cell, lambda cell=cell: compute(cell))
         computed += fresh
         frames.append(to_rows(cell, payload))
     table = pd.concat(frames, ignore_index=True)

@@ -56,7 +56,9 @@ class ResultStore:
         try:
             record = json.loads(path.read_text())
             payload = record["payload"]
-            ok = (record["schema"] == SCHEMA_VERSION and record["params"] == params
+            # compare as JSON sees them: a tuple in params is stored as a list
+            ok = (record["schema"] == SCHEMA_VERSION
+                  and record["params"] == json.loads(_blob(params))
                   and record["sha256"] == hashlib.sha256(_blob(payload).encode()).hexdigest())
         except (OSError, ValueError, KeyError, TypeError):
             return None
