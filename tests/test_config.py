@@ -96,10 +96,10 @@ def test_digest_stable_for_equal_configs():
 
 def _variants(value):
     """Nearby values of another value of the same kind."""
-    if isinstance(value, str):
-        return ["relu" if value != "relu" else "tanh"]
-    if isinstance(value, tuple):
-        return [value + value[-1:], value[:-1]]
+    if isinstance(value, str):  # an activation or a dataset name
+        return [v for v in ("relu", "tanh", "cifar10", "mnist32") if v != value]
+    if isinstance(value, tuple):  # reversed: for a field paired with another (archs, widths)
+        return [value + value[-1:], value[:-1], value[::-1]]
     if isinstance(value, float):
         return [value * 0.5, value * 2]
     return [value + 1, value - 1]
