@@ -100,4 +100,37 @@ __all__ = [
     "usable_nprocs",
 ]
 
+# Chapter 7's deep-network tools load torchvision, which takes a second: they are imported
+# on first use (PEP 562), so `import labkit` stays fast, e.g. in every distributed rank.
+_LAZY = {
+    "build_deepnet": ("labkit.deepnets", "build"),
+    "channel_groups": ("labkit.deepnets", "channel_groups"),
+    "count_flops": ("labkit.deepnets", "count_flops"),
+    "count_params": ("labkit.deepnets", "count_params"),
+    "set_mask": ("labkit.deepnets", "set_mask"),
+    "shrink": ("labkit.deepnets", "shrink"),
+    "stages": ("labkit.deepnets", "stages"),
+    "run_chain": ("labkit.deepnets", "run_chain"),
+    "brute_force_scores": ("labkit.channel_gfs", "brute_force_scores"),
+    "prune_network": ("labkit.channel_gfs", "prune_network"),
+    "score_candidates": ("labkit.channel_gfs", "score_candidates"),
+    "PAPER_TABLE1": ("labkit.tables", "PAPER_TABLE1"),
+    "PAPER_TABLE2": ("labkit.tables", "PAPER_TABLE2"),
+    "load_images": ("labkit.tables", "load_images"),
+    "run_table": ("labkit.tables", "run_table"),
+    "table_view": ("labkit.tables", "table_view"),
+    "plot_deep_table": ("labkit.plotting", "plot_deep_table"),
+}
+__all__ += sorted(_LAZY)
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        return getattr(importlib.import_module(module), attr)
+    raise AttributeError(f"module 'labkit' has no attribute {name!r}")
+
+
 __version__ = "0.1.0"

@@ -31,11 +31,24 @@ def _threshold(cfg, out, device, name="threshold"):
     return table, f"threshold T* per (m, N):\n{summary.round(4).to_string(index=False)}"
 
 
+def _table(cfg, out, device, name="table1"):
+    from labkit.tables import run_table, table_view
+
+    table = run_table(cfg, out=out, device=device, name=name)
+    by = "size" if name == "table1" else "eps"
+    view = table_view(table, by).to_string(index=False)
+    return table, f"fine-tuned subnetwork test accuracy (%):\n{view}"
+
+
 EXPERIMENTS = {
     "threshold": (_threshold, "chapter 4: the pre-training threshold T*(m), Theorem 3"),
     "fig1": (_fig1, "Figure 1: MNIST, GFS vs pre-training, with baselines"),
     "fig1_cpu": (_fig1, "Figure 1, the archived larger CPU run (all 5,000 offline digits, "
                         "k=200, 8K iterations, width 200; about 20 minutes on 2 cores)"),
+    "table1": (_table, "Table 1: channel GFS on ResNet34/MobileNetV2 at pre-training "
+                       "checkpoints, CIFAR10 sub-datasets ($LABKIT_CIFAR_DIR) in full mode"),
+    "table2": (_table, "Table 2: the same at two tolerances, ImageNet ($LABKIT_IMAGENET_DIR "
+                       "with train/ and val/) in full mode"),
 }
 
 

