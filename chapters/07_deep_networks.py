@@ -157,6 +157,13 @@ fig = lk.plot_deep_table(table1, by="size")
 plt.show()
 
 # %% [markdown]
+# Solid lines are subnetworks pruned at that checkpoint and fine-tuned; dashed lines are the
+# dense network at the same checkpoint, without fine-tuning. At 30 iterations the
+# subnetwork can beat that dense network only because it has had 30 more iterations of
+# training; the table's *Dense* column, as in the paper, is the dense network at the last
+# checkpoint.
+
+# %% [markdown]
 # The paper's Table 1 (CIFAR10 test accuracy, %; columns are the pre-training iterations
 # at which the network was pruned, then fine-tuned):
 
