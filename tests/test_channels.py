@@ -4,6 +4,7 @@ pipeline resumes exactly, and bad input gets a clear error."""
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 import textwrap
 from pathlib import Path
@@ -274,3 +275,19 @@ def test_mnist32_split_is_balanced_and_disjoint():
     # padding keeps the 28x28 digit in the centre: the border is the background value
     X = data.train.tensors[0]
     assert torch.all(X[:, :, :2] == X[0, 0, 0, 0]) and X[:, :, 2:30, 2:30].std() > 0.5
+
+
+def test_cli_runs_table1_and_table2(tmp_path, monkeypatch, capsys):
+    from labkit import config
+    from labkit.__main__ import main
+
+    tiny = lk.config.get("table1", **{**TINY, "checkpoints": (2,)})
+    for name, eps in (("table1", (0.05,)), ("table2", (0.05, 0.5))):
+        monkeypatch.setitem(config.PRESETS[name], "quick", dataclasses.replace(tiny, eps=eps))
+    assert main(["run", "table1", "--mode", "quick", "--out", str(tmp_path)]) == 0
+    assert main(["run", "table2", "--mode", "quick", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "fine-tuned subnetwork test accuracy" in out and "eps" in out
+    assert (tmp_path / "table2" / "results.csv").exists()
+    manifest = (tmp_path / "table2" / "manifest.json").read_text()
+    assert '"cells_reused": 1' in manifest  # its eps=0.05 cell is table1's
