@@ -50,7 +50,15 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from labkit.gfs import LOSSES, GFSResult, _as_tensors, _bce_scores, _matvec
+from labkit.gfs import (
+    LOSSES,
+    GFSResult,
+    _as_tensors,
+    _bce_scores,
+    _check_args,
+    _check_labels,
+    _matvec,
+)
 from labkit.runtime import get_device
 
 DEFAULT_TIMEOUT_S = 60.0
@@ -110,21 +118,6 @@ def _check_inputs(Phi, y, k, loss, replacement):
     _check_args(Phi.shape[0], k, loss, replacement)
     _check_labels(y, loss)
     return Phi, y
-
-
-def _check_args(N, k, loss, replacement):
-    if loss not in LOSSES:
-        raise ValueError(f"loss: unknown loss {loss!r}; allowed: {', '.join(LOSSES)}")
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ValueError(f"k: must be a positive integer, got {k!r}")
-    if not replacement and k > N:
-        raise ValueError(f"k: {k} exceeds the number of neurons N={N}, which is the most "
-                         "that can be selected with replacement=False")
-
-
-def _check_labels(y, loss):
-    if loss == "bce" and ((y < 0) | (y > 1)).any():
-        raise ValueError("y: binary cross-entropy needs labels in [0, 1]")
 
 
 # -------------------------------------------------------------------------- communication
@@ -319,6 +312,23 @@ def _init_group(dev, init_method: str, rank: int, P: int, timeout_s: float):
     return dist.new_group(timeout=datetime.timedelta(seconds=timeout_s))
 
 
+@contextlib.contextmanager
+def _rank_session(rank, P, port, device, timeout_s, threads, outdir):
+    """What every spawned rank does around its work: join the group on its device, and on
+    any failure write its error message into ``outdir`` and exit non-zero, so the launcher
+    can report it; always leave the process group."""
+    torch.set_num_threads(threads)
+    try:
+        dev = _rank_device(device, rank)
+        yield dev, _init_group(dev, f"tcp://127.0.0.1:{port}", rank, P, timeout_s)
+    except BaseException as err:  # noqa: B036 - report anything, then exit non-zero
+        (Path(outdir) / f"error_{rank}.txt").write_text(f"{type(err).__name__}: {err}")
+        sys.exit(1)
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
 def _worker(rank, P, port, problems, device, timeout_s, threads, outdir, fault):
     """One spawned rank (module level so that the "spawn" start method can import it, also
     from a notebook). ``problems`` holds this rank's ``(block, y, k, loss, replacement)``
@@ -326,10 +336,7 @@ def _worker(rank, P, port, problems, device, timeout_s, threads, outdir, fault):
     (imports, rendezvous: seconds) is paid once. Rank 0 writes the results, every rank its
     timings, and a failing rank its error message, into ``outdir``."""
     out = Path(outdir)
-    torch.set_num_threads(threads)
-    try:
-        dev = _rank_device(device, rank)
-        group = _init_group(dev, f"tcp://127.0.0.1:{port}", rank, P, timeout_s)
+    with _rank_session(rank, P, port, device, timeout_s, threads, outdir) as (dev, group):
         for n, (block, y, k, loss, replacement) in enumerate(problems):
             res, times = distributed_gfs(torch.from_numpy(block).to(dev),
                                          torch.from_numpy(y).to(dev), k, loss=loss,
@@ -338,12 +345,6 @@ def _worker(rank, P, port, problems, device, timeout_s, threads, outdir, fault):
             np.savez(out / f"times_{n}_{rank}.npz", **times)
             if rank == 0:
                 np.savez(out / f"result_{n}.npz", order=res.order, losses=res.losses)
-    except BaseException as err:  # noqa: B036 - report anything, then exit non-zero
-        (out / f"error_{rank}.txt").write_text(f"{type(err).__name__}: {err}")
-        sys.exit(1)
-    finally:
-        if dist.is_initialized():
-            dist.destroy_process_group()
 
 
 @contextlib.contextmanager
@@ -532,10 +533,7 @@ def _probe_worker(rank, P, port, sizes, repeats, dtype, device, timeout_s, threa
     """One rank of :func:`measure_collectives` (module level, for "spawn")."""
     del fault  # the launcher's signature; nothing to inject here
     out = Path(outdir)
-    torch.set_num_threads(threads)
-    try:
-        dev = _rank_device(device, rank)
-        group = _init_group(dev, f"tcp://127.0.0.1:{port}", rank, P, timeout_s)
+    with _rank_session(rank, P, port, device, timeout_s, threads, outdir) as (dev, group):
         sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
         one = torch.zeros(1, dtype=getattr(torch, dtype), device=dev)
 
@@ -565,12 +563,6 @@ def _probe_worker(rank, P, port, sizes, repeats, dtype, device, timeout_s, threa
             broadcast.append(max(both - allreduce, 0.0))
         if rank == 0:
             np.savez(out / "probe.npz", allreduce=allreduce, broadcast=np.array(broadcast))
-    except BaseException as err:  # noqa: B036 - report anything, then exit non-zero
-        (out / f"error_{rank}.txt").write_text(f"{type(err).__name__}: {err}")
-        sys.exit(1)
-    finally:
-        if dist.is_initialized():
-            dist.destroy_process_group()
 
 
 def measure_collectives(nprocs: int = 2, sizes=(1_000, 10_000, 100_000, 1_000_000), *,

@@ -69,6 +69,23 @@ def _as_tensors(Phi, y):
     return Phi, y
 
 
+def _check_args(N: int, k, loss: str, replacement: bool) -> None:
+    """Argument checks shared with the distributed implementation (chapter 8), so a bad
+    call fails the same way whichever runs it."""
+    if loss not in LOSSES:
+        raise ValueError(f"loss: unknown loss {loss!r}; allowed: {', '.join(LOSSES)}")
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"k: must be a positive integer, got {k!r}")
+    if not replacement and k > N:
+        raise ValueError(f"k: {k} exceeds the number of neurons N={N}, which is the most "
+                         "that can be selected with replacement=False")
+
+
+def _check_labels(y: torch.Tensor, loss: str) -> None:
+    if loss == "bce" and ((y < 0) | (y > 1)).any():
+        raise ValueError("y: binary cross-entropy needs labels in [0, 1]")
+
+
 def _first_min(scores: torch.Tensor, tol: torch.Tensor) -> torch.Tensor:
     """Index (a 0-d tensor, so CUDA never waits on the host) of the lowest-index score
     within ``tol`` of the minimum."""
@@ -107,15 +124,8 @@ def greedy_forward_selection(Phi, y, k: int, *, loss: str = "mse",
     """
     Phi, y = _as_tensors(Phi, y)
     N, m = Phi.shape
-    if loss not in LOSSES:
-        raise ValueError(f"loss: unknown loss {loss!r}; allowed: {', '.join(LOSSES)}")
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ValueError(f"k: must be a positive integer, got {k!r}")
-    if not replacement and k > N:
-        raise ValueError(f"k: {k} exceeds the number of neurons N={N}, which is the most "
-                         "that can be selected with replacement=False")
-    if loss == "bce" and ((y < 0) | (y > 1)).any():
-        raise ValueError("y: binary cross-entropy needs labels in [0, 1]")
+    _check_args(N, k, loss, replacement)
+    _check_labels(y, loss)
 
     eps = torch.finfo(Phi.dtype).eps
     dev = Phi.device
