@@ -137,9 +137,13 @@ def _augment(x: torch.Tensor, seed: int) -> torch.Tensor:
     padded = F.pad(x, (4, 4, 4, 4))
     off = torch.randint(9, (len(x), 2), generator=g)
     flip = torch.rand(len(x), generator=g) < 0.5
-    out = torch.stack([padded[i, :, a:a + 32, b:b + 32] for i, (a, b) in enumerate(off.tolist())])
-    out[flip] = out[flip].flip(-1)
-    return out
+    span = torch.arange(32)
+    cols = off[:, 1, None] + span
+    cols = torch.where(flip[:, None], cols.flip(-1), cols)  # a flip reads the crop backwards
+    rows = off[:, 0, None] + span
+    batch = torch.arange(len(x))[:, None, None]
+    # one gather for the whole batch: (B, 32, 32, C) -> (B, C, 32, 32)
+    return padded.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
 
 
 def batches(data: Images, pool, batch_size: int, seed: int, start: int, stop: int, *,

@@ -291,3 +291,17 @@ def test_cli_runs_table1_and_table2(tmp_path, monkeypatch, capsys):
     assert (tmp_path / "table2" / "results.csv").exists()
     manifest = (tmp_path / "table2" / "manifest.json").read_text()
     assert '"cells_reused": 1' in manifest  # its eps=0.05 cell is table1's
+
+
+def test_cifar_augmentation_is_a_padded_crop_and_flip_per_image():
+    x = torch.randn(16, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    out = tables._augment(x, seed=3)
+    g = torch.Generator().manual_seed(3)  # the same draws, replayed one image at a time
+    off = torch.randint(9, (16, 2), generator=g)
+    flip = torch.rand(16, generator=g) < 0.5
+    padded = torch.nn.functional.pad(x, (4, 4, 4, 4))
+    for i in range(16):
+        a, b = off[i].tolist()
+        ref = padded[i, :, a:a + 32, b:b + 32]
+        torch.testing.assert_close(out[i], ref.flip(-1) if flip[i] else ref, rtol=0, atol=0)
+    assert flip.any() and not flip.all()
