@@ -33,21 +33,9 @@ import time
 
 import numpy as np
 import torch
+from gfs_two_layer import DTYPES, make_phi  # same instances as the centralized benchmark
 
 import labkit
-
-DTYPES = {"float32": torch.float32, "float64": torch.float64}
-
-
-def make_phi(N, m, d, dtype, seed):
-    """Phi (N, m) of a random tanh mean-field net on unit-sphere inputs; y from a tanh
-    teacher on the same inputs (labkit.teacher_student)."""
-    X, y = labkit.teacher_student(m, d, seed=seed, dtype=torch.float64)
-    net = labkit.TwoLayerNet(d, N, activation="tanh", dtype=torch.float64,
-                             generator=torch.Generator().manual_seed(seed + 1))
-    with torch.no_grad():
-        Phi = net.neuron_outputs(X)
-    return Phi.to(dtype).contiguous(), y.to(dtype)
 
 
 def centralized_step(Phi, y, k, repeats):
@@ -87,7 +75,8 @@ def main(argv=None):
         print(f"note: more than {cores} threads in all oversubscribes the cores; rows with "
               f"P > {cores} are marked * and left out of the cost-model fit")
 
-    instances = [make_phi(N, m, args.d, DTYPES[args.dtype], args.seed) for N, m in sizes]
+    instances = [make_phi(m, N, args.d, DTYPES[args.dtype], "cpu", args.seed)
+                 for N, m in sizes]
     central = [centralized_step(Phi, y, args.k, args.repeats) for Phi, y in instances]
     table = labkit.measure_steps(instances, args.k, nprocs, repeats=args.repeats,
                                  threads=args.threads, timeout_s=args.timeout)
