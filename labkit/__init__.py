@@ -4,6 +4,11 @@ Discover a Good Subnetwork?* (Wolfe, Liao, Wang, Kim, Kyrillidis; TMLR 2024).
 One flat namespace; modules are organised by concept (``model``, ``gfs``, ``data``, ...).
 """
 
+# First, before anything loads NumPy or PyTorch: quick mode's CPU pins (labkit.cpu_pins).
+from labkit import cpu_pins as _cpu_pins  # isort: skip
+
+_cpu_pins.apply()
+
 from labkit import config
 from labkit.bounds import (
     Lemma1Bound,
@@ -132,5 +137,8 @@ def __getattr__(name: str):
         return getattr(importlib.import_module(module), attr)
     raise AttributeError(f"module 'labkit' has no attribute {name!r}")
 
+
+# quick mode: fail now, with the fix in the message, if the pins did not take effect
+_cpu_pins.check()
 
 __version__ = "0.1.0"

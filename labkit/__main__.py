@@ -4,9 +4,10 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
-from labkit import config
+from labkit import config, cpu_pins
 from labkit.pretraining import run_threshold
 from labkit.runtime import get_device, get_mode
 from labkit.store import default_root
@@ -64,6 +65,11 @@ def main(argv=None) -> int:
     run.add_argument("--device", default=None, help="e.g. cpu, cuda (default: by mode)")
     run.add_argument("--out", default=None, help="results folder (default: results/<mode>)")
     args = parser.parse_args(argv)
+    if argv is None and args.mode and args.mode != get_mode():
+        # the mode decides the CPU pins, which `import labkit` set from $LABKIT_MODE before
+        # NumPy and PyTorch loaded: start again in the asked mode (full mode is unpinned)
+        env = {**cpu_pins.unpinned_env(), "LABKIT_MODE": args.mode}
+        os.execve(sys.executable, [sys.executable, "-m", "labkit", *sys.argv[1:]], env)
     mode = get_mode(args.mode)
     cfg = config.get(args.experiment, mode=mode)
     device = get_device(mode, args.device)

@@ -1,14 +1,30 @@
 """Shared pytest setup.
 
 The reference notebooks in tests/notebooks hold quick-mode outputs, and nbval runs them
-with ``--nbval-current-env`` (the kernel inherits this process's environment), so the
-mode is pinned here: a ``LABKIT_MODE=full`` left in the shell must not turn the test
-suite into a paper-scale run.
+with ``--nbval-current-env`` (the kernel inherits this process's environment), so this
+process's environment is set here, before any test module loads NumPy or PyTorch:
+
+- the mode: a ``LABKIT_MODE=full`` left in the shell must not turn the test suite into a
+  paper-scale run;
+- the CPU pins (``labkit.cpu_pins``): the kernels nbval starts, and this process, use the
+  same vectorized kernels and thread count on every machine, so the stored outputs match;
+- a fresh, empty results folder (``LABKIT_RESULTS``): chapters 4, 6 and 7 reuse stored
+  cells, and a check that read cells from an earlier run would compare nothing.
 """
 
+import atexit
 import os
+import shutil
+import tempfile
 
 os.environ["LABKIT_MODE"] = "quick"
+os.environ["LABKIT_RESULTS"] = tempfile.mkdtemp(prefix="labkit-results-")
+atexit.register(shutil.rmtree, os.environ["LABKIT_RESULTS"], ignore_errors=True)
+
+# importing labkit first sets the pins in os.environ and checks that they took effect here
+from labkit import cpu_pins  # noqa: E402
+
+assert cpu_pins.problems() == []
 
 
 def kill_midway_and_resume(script: str, tmp_path, cells_of, total: int, sig: int) -> dict:

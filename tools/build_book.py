@@ -26,6 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import copy_assets  # noqa: E402
+import labkit_env  # noqa: E402
 import prime_cache  # noqa: E402
 
 ROOT = prime_cache.ROOT
@@ -59,6 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     mode = os.environ.setdefault("LABKIT_MODE", "quick")
+    # a chapter the build executes (one not primed from its verified reference) runs in a
+    # kernel with the CPU pins, like nbval's, so its numbers are the reference's
+    labkit_env.set_kernel_env(mode)
     copy_assets.main()
     # the jupyter-book next to this Python (the venv's), else the one on PATH
     exe = Path(sys.executable).parent / "jupyter-book"

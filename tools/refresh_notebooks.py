@@ -12,17 +12,24 @@ the book build, so every chapter is executed once per CI run.
 ``--inputs-only`` runs ``jupytext --to ipynb --update`` (byte-identical output when the
 notebook is already in sync, so ``git diff --exit-code tests/notebooks`` detects a stale
 reference). Execution runs in ``tests/notebooks/`` (the folder nbval runs it in) with
-``LABKIT_MODE=quick`` and the ``python3`` kernel of this environment.
+``LABKIT_MODE=quick``, the CPU pins of ``labkit.cpu_pins`` (so the stored numbers are the
+ones every machine reproduces) and a fresh, empty ``LABKIT_RESULTS`` folder per chapter (so
+no stored cell of an earlier run is read), in the ``python3`` kernel of this environment.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import labkit_env  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 CHAPTERS = ROOT / "chapters"
@@ -66,7 +73,9 @@ def execute(chapter: Path) -> float:
     import jupytext
     from nbclient import NotebookClient
 
-    os.environ["LABKIT_MODE"] = "quick"  # inherited by the kernel
+    # the kernel inherits all of this: quick mode, the CPU pins, a fresh results folder
+    results = tempfile.mkdtemp(prefix="labkit-refresh-")
+    labkit_env.set_kernel_env("quick", results)
     nb = jupytext.read(chapter)
     nb.metadata["kernelspec"] = dict(KERNELSPEC)
     NOTEBOOKS.mkdir(parents=True, exist_ok=True)
@@ -79,7 +88,10 @@ def execute(chapter: Path) -> float:
         record_timing=False,  # no timestamps in cell metadata: keeps diffs to real changes
         resources={"metadata": {"path": str(NOTEBOOKS)}},  # cwd, as under nbval
     )
-    client.execute()
+    try:
+        client.execute()
+    finally:
+        shutil.rmtree(results, ignore_errors=True)
     seconds = time.perf_counter() - start
     jupytext.write(nb, notebook_path(chapter))
     # normalise through the same path --inputs-only takes, so that a refresh of the
