@@ -7,13 +7,17 @@ AVX2 machine runs, e.g. ATen ``default`` vs ``avx512``, oneDNN SSE4.1 vs all, MK
 ``COMPATIBLE`` vs ``AUTO`` branch, OpenBLAS Prescott vs Sandy Bridge kernels, NumPy's AVX2
 loops off vs on, 1 vs 3 threads. Started the way labkit's launchers start kernels, their
 printed results must be identical; with the pins off (``LABKIT_PIN_CPU=0``, i.e. the code
-before the pins existed) the same two runs differ, which shows the test can fail.
+before the pins existed) the same two runs differ, which shows the test can fail. The last
+test runs the same probe on an emulated CPU without AVX-512 (qemu's Haswell) and compares it
+with this machine's run bit for bit.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import platform
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -24,27 +28,31 @@ import pytest
 from labkit import cpu_pins
 
 ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.skipif(platform.machine() != "x86_64",
+                                reason="the pins are x86-64 dispatch settings")
 
 # a chapter's order: NumPy and PyTorch first, labkit after (too late to pin in-process)
 PROBE = textwrap.dedent("""
-    import hashlib, numpy as np, torch
+    import hashlib, sys, numpy as np, torch
     import labkit as lk
     from labkit.tables import load_images, sgd
 
     def digest(t):
         t = t.detach().contiguous()
-        return f"{t.double().sum().item():.10f} {hashlib.sha1(t.numpy().tobytes()).hexdigest()[:12]}"
+        sha = hashlib.sha1(t.numpy().tobytes()).hexdigest()[:12]
+        return f"{t.double().sum().item():.10f} {sha}"
 
+    sgd_steps, gd_steps = (int(a) for a in sys.argv[1:3])
     cfg = lk.config.get("table1")
     data = load_images("mnist32")
     for arch, width in zip(cfg.archs, cfg.widths):
         net = lk.build_deepnet(arch, width=width, in_channels=1, seed=0)
-        sgd(net, data, np.arange(2000), start=0, stop=10, total=100, lr=cfg.lr, cfg=cfg,
+        sgd(net, data, np.arange(2000), start=0, stop=sgd_steps, total=100, lr=cfg.lr, cfg=cfg,
             seed=0, device="cpu")
         print(arch, digest(torch.cat([p.flatten() for p in net.parameters()])))
     X, y = lk.teacher_student(m=300, d=20, seed=0)
     net = lk.TwoLayerNet(20, 600, generator=torch.Generator().manual_seed(0))
-    losses = lk.pretrain_gd(net, X, y, steps=300, lr=0.5)
+    losses = lk.pretrain_gd(net, X, y, steps=gd_steps, lr=0.5)
     with torch.no_grad():
         res = lk.greedy_forward_selection(net.neuron_outputs(X), y, 40)
     A = np.tanh(2 * np.random.default_rng(0).standard_normal((400, 300)).astype(np.float32))
@@ -77,9 +85,10 @@ def _bare_env(**extra) -> dict[str, str]:
     return {**env, "LABKIT_MODE": "quick", **extra}
 
 
-def _run(script: str, env: dict[str, str], check: bool = True) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", script], env=env, cwd=ROOT, check=check,
-                          capture_output=True, text=True, timeout=600)
+def _run(script: str, env: dict[str, str], check: bool = True, args=("10", "300"),
+         prefix=()) -> subprocess.CompletedProcess:
+    return subprocess.run([*prefix, sys.executable, "-c", script, *args], env=env, cwd=ROOT,
+                          check=check, capture_output=True, text=True, timeout=900)
 
 
 @pytest.fixture(scope="module")
@@ -177,3 +186,25 @@ def test_cli_in_full_mode_starts_again_unpinned():
                   "runpy.run_module('labkit', run_name='__main__')", _bare_env(), check=False)
     assert result.returncode != 0
     assert "CIFAR10: no data directory; set LABKIT_CIFAR_DIR" in result.stderr
+
+
+QEMU = shutil.which("qemu-x86_64")
+
+
+@pytest.mark.skipif(QEMU is None,
+                    reason="needs qemu-x86_64 (Debian's qemu-user; .ci/run installs it)")
+def test_same_numbers_on_an_emulated_avx2_cpu():
+    """The machine that fails is one without AVX-512: emulate one. ``qemu-x86_64 -cpu
+    Haswell`` runs this very Python on a CPU that offers AVX2 but not AVX-512 and reports
+    other cache sizes, so every library dispatches as it would there (here, ATen reports
+    AVX2 without any pin). Pinned, the numbers equal the host's bit for bit; unpinned on an
+    AVX-512 host they would not (the AVX2 test above). One SGD step each of chapter 7's
+    networks and 60 GD steps keep the emulated run at about two minutes."""
+    args = ("1", "60")
+    env = cpu_pins.pinned_env(_bare_env())
+    host = _run(PROBE, env, args=args).stdout
+    emulated = _run(PROBE, env, args=args, prefix=(QEMU, "-cpu", "Haswell"))
+    assert emulated.stdout == host, emulated.stderr[-2000:]
+    cap = _run("import torch; print(torch.backends.cpu.get_cpu_capability())",
+               _bare_env(LABKIT_PIN_CPU="0"), prefix=(QEMU, "-cpu", "Haswell"))
+    assert cap.stdout.strip() == "AVX2"  # the emulated CPU has no AVX-512
