@@ -15,7 +15,8 @@ every CI machine has, and the thread count, which changes reduction orders:
   it already, for old OpenBLAS builds; the pin overrides it with a kernel every AVX2 CPU
   runs);
 - NumPy's own SIMD loops: ``NPY_DISABLE_CPU_FEATURES`` (its dispatch targets above X86_V3);
-- threads: ``OMP_NUM_THREADS``, ``MKL_NUM_THREADS``, ``OPENBLAS_NUM_THREADS``.
+- threads: ``OMP_NUM_THREADS``, ``MKL_NUM_THREADS``, ``OPENBLAS_NUM_THREADS``, all 2, or
+  ``$LABKIT_THREADS`` for the worker processes of labkit's own launchers.
 
 Each library reads its variable once, when it is loaded, so the pins must be in the
 environment **before** NumPy or PyTorch is imported. Every launcher sets them from
@@ -45,8 +46,13 @@ import warnings
 from pathlib import Path
 
 OPT_OUT = "LABKIT_PIN_CPU"
-THREADS = 2  # CI's core count; the thread count changes reduction orders
-PINS: dict[str, str] = {
+# the thread count changes reduction orders, so it is pinned too: to CI's core count, or to
+# $LABKIT_THREADS, which labkit's own launchers set for worker processes that share the
+# cores (chapter 8's ranks), whose results do not depend on it (tests/test_distributed.py)
+THREADS_ENV = "LABKIT_THREADS"
+THREADS = 2
+THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+ISA_PINS: dict[str, str] = {
     "ATEN_CPU_CAPABILITY": "avx2",
     "ONEDNN_MAX_CPU_ISA": "AVX2",
     "DNNL_MAX_CPU_ISA": "AVX2",
@@ -57,14 +63,30 @@ PINS: dict[str, str] = {
     # NumPy 2.x dispatches to X86_V3 (AVX2 + FMA3), X86_V4 (AVX-512) and two later AVX-512
     # levels; turning off a level the machine lacks is allowed and does nothing
     "NPY_DISABLE_CPU_FEATURES": "X86_V4 AVX512_ICL AVX512_SPR",
-    "OMP_NUM_THREADS": str(THREADS),
-    "MKL_NUM_THREADS": str(THREADS),
-    "OPENBLAS_NUM_THREADS": str(THREADS),
 }
 # set by some machines or users; they would contradict a pin
 UNSET = ("NPY_ENABLE_CPU_FEATURES", "OPENBLAS_VERBOSE", "ONEDNN_VERBOSE")
 NUMERIC = ("numpy", "torch", "scipy")
 KERNEL_NAME = "labkit"
+
+
+
+def threads(environ=None) -> int:
+    """The pinned thread count: ``$LABKIT_THREADS`` if set, else 2."""
+    env = os.environ if environ is None else environ
+    value = env.get(THREADS_ENV, str(THREADS)).strip()
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"{THREADS_ENV}: {value!r} is not allowed; use a positive integer "
+                         f"(the threads of one process; default {THREADS})")
+    return int(value)
+
+
+def pins(environ=None) -> dict[str, str]:
+    """Every pinned variable and its value (the thread count from :func:`threads`)."""
+    return {**ISA_PINS, **{name: str(threads(environ)) for name in THREAD_VARS}}
+
+
+PINS = pins({})  # the defaults, as the reference notebooks were made
 
 _applied_before_load = False
 _before: dict[str, str | None] = {}  # what apply() overwrote, for unpinned_env()
@@ -94,7 +116,7 @@ def pinned_env(environ=None) -> dict[str, str]:
         return env
     for name in UNSET:
         env.pop(name, None)
-    env.update(PINS)
+    env.update(pins(env))
     return env
 
 
@@ -109,7 +131,7 @@ def apply() -> bool:
         _before.setdefault(name, os.environ.get(name))
     for name in UNSET:
         os.environ.pop(name, None)
-    os.environ.update(PINS)
+    os.environ.update(pins())
     _applied_before_load = _applied_before_load or fresh
     return fresh
 
@@ -145,7 +167,7 @@ def problems() -> list[str]:
     if not _applied_before_load:
         start = _initial_environ()
         start = dict(os.environ) if start is None else start
-        for name, value in PINS.items():
+        for name, value in pins(start).items():
             if start.get(name) != value:
                 found.append(f"{name}={start.get(name)!r} when the process started, "
                              f"needs {value!r}")
@@ -157,14 +179,14 @@ def problems() -> list[str]:
         if cap != "AVX2":
             found.append(f"PyTorch runs its {cap} kernels, needs AVX2"
                          + (" (this CPU lacks AVX2)" if cap == "DEFAULT" else ""))
-        if torch.get_num_threads() != THREADS:
-            found.append(f"PyTorch uses {torch.get_num_threads()} threads, needs {THREADS}")
+        if torch.get_num_threads() != threads():
+            found.append(f"PyTorch uses {torch.get_num_threads()} threads, needs {threads()}")
     if "numpy" in sys.modules:
         try:
             from numpy._core._multiarray_umath import __cpu_features__ as features
         except ImportError:  # NumPy 1.x
             from numpy.core._multiarray_umath import __cpu_features__ as features
-        above = [f for f in PINS["NPY_DISABLE_CPU_FEATURES"].split() if features.get(f)]
+        above = [f for f in ISA_PINS["NPY_DISABLE_CPU_FEATURES"].split() if features.get(f)]
         if above:
             found.append(f"NumPy dispatches to {' '.join(above)}, needs at most X86_V3")
     return found
@@ -223,9 +245,9 @@ def main(argv: list[str] | None = None) -> int:
     elif args.shell:
         if enabled():
             print("unset " + " ".join(UNSET))
-            print("export " + " ".join(f"{k}={shlex.quote(v)}" for k, v in PINS.items()))
+            print("export " + " ".join(f"{k}={shlex.quote(v)}" for k, v in pins().items()))
     else:
-        print(json.dumps(PINS if enabled() else {}, indent=1))
+        print(json.dumps(pins() if enabled() else {}, indent=1))
     return 0
 
 

@@ -68,7 +68,8 @@ STARTUP_TIMEOUT_S = 120.0
 FAULT_ENV = "LABKIT_DIST_FAULT"  # test-only fault injection: "RANK:STEP:MODE"
 FAULT_MODES = ("crash", "raise", "hang")
 _INDEX_BYTES = 8  # the winner's global index travels as int64
-_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+# LABKIT_THREADS: the count quick mode's CPU pins give the rank (labkit.cpu_pins)
+_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "LABKIT_THREADS")
 
 
 class DistributedGFSError(RuntimeError):

@@ -81,7 +81,8 @@ assert set(cpu_pins.PINS) <= set(VARIANT_A) | {"NPY_DISABLE_CPU_FEATURES"}
 def _bare_env(**extra) -> dict[str, str]:
     """This process's environment without any pin (the pytest process itself is pinned)."""
     env = {k: v for k, v in os.environ.items()
-           if k not in cpu_pins.PINS and k not in cpu_pins.UNSET and k != cpu_pins.OPT_OUT}
+           if k not in cpu_pins.PINS and k not in cpu_pins.UNSET
+           and k not in (cpu_pins.OPT_OUT, cpu_pins.THREADS_ENV)}
     return {**env, "LABKIT_MODE": "quick", **extra}
 
 
@@ -140,6 +141,10 @@ def test_bad_opt_out_value_names_the_variable():
     assert cpu_pins.pinned_env({"LABKIT_PIN_CPU": "off", "X": "1"}) == {
         "LABKIT_PIN_CPU": "off", "X": "1"}
     assert cpu_pins.pinned_env({"LABKIT_MODE": "full"}) == {"LABKIT_MODE": "full"}
+    with pytest.raises(ValueError, match="LABKIT_THREADS: '0' is not allowed"):
+        cpu_pins.pinned_env({"LABKIT_THREADS": "0"})
+    # labkit's launchers give worker processes their share of the cores
+    assert cpu_pins.pinned_env({"LABKIT_THREADS": "1"})["OMP_NUM_THREADS"] == "1"
 
 
 def test_shell_lines_set_exactly_the_pins():
