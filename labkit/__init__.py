@@ -19,21 +19,6 @@ from labkit.bounds import (
     theorem1_neurons,
 )
 from labkit.data import balanced_subset, binarize, load_mnist, teacher_student, unit_sphere
-from labkit.distributed import (
-    CostModel,
-    DistributedGFSError,
-    bytes_per_step,
-    distributed_gfs,
-    fit_cost_model,
-    measure_collectives,
-    measure_steps,
-    partition_neurons,
-    plot_speedup,
-    plot_step_times,
-    spawn_gfs,
-    spawn_gfs_batch,
-    usable_nprocs,
-)
 from labkit.experiments import (
     gfs_vs_exhaustive,
     lemma1_on_networks,
@@ -83,31 +68,39 @@ from labkit.store import ResultStore, default_root
 from labkit.train import dense_loss, pretrain_gd
 
 __all__ = [
-    "CostModel", "DistributedGFSError",
     "FWResult", "GFSResult", "Lemma1Bound", "ResultStore", "TwoLayerNet", "activation_moments",
-    "balanced_subset", "best_multiset", "binarize", "bytes_per_step",
-    "config", "default_root", "dense_loss",
-    "diameter", "distributed_gfs",
-    "draw_polytope", "export_pruned", "feature_matrices", "fit_cost_model",
-    "fit_growth", "frank_wolfe",
-    "gaussian_condition", "get_device", "get_mode", "gfs_vs_exhaustive",
-    "greedy_forward_selection", "harmonic", "kernel_matrix", "lemma1_bound", "lemma1_on_networks",
-    "lemma3_movement", "load_archive", "load_mnist", "measure_collectives", "measure_steps",
-    "mnist_regression", "neurons_needed", "partition_neurons",
-    "plot_condition", "plot_fig1", "plot_lemma1", "plot_lemma3", "plot_loss_vs_k",
-    "plot_mechanism", "plot_methods", "plot_polytopes", "plot_pruned_vs_t", "plot_sigma_min",
-    "plot_speedup", "plot_step_times",
-    "plot_threshold", "polytope_gap", "polytope_gap_table", "polytope_min", "pretrain_gd",
-    "red_line", "relative_errors", "run_fig1", "run_threshold", "seed_everything",
-    "sigma_min_grid", "singular_stats", "spawn_gfs", "spawn_gfs_batch",
-    "squared_loss", "teacher_student", "theorem1_neurons",
-    "theorem1_table", "threshold_summary", "thresholds", "train_batched", "unit_sphere",
-    "usable_nprocs",
+    "balanced_subset", "best_multiset", "binarize", "config", "default_root", "dense_loss",
+    "diameter", "draw_polytope", "export_pruned", "feature_matrices", "fit_growth",
+    "frank_wolfe", "gaussian_condition", "get_device", "get_mode", "gfs_vs_exhaustive",
+    "greedy_forward_selection", "harmonic", "kernel_matrix", "lemma1_bound",
+    "lemma1_on_networks", "lemma3_movement", "load_archive", "load_mnist", "mnist_regression",
+    "neurons_needed", "plot_condition", "plot_fig1", "plot_lemma1", "plot_lemma3",
+    "plot_loss_vs_k", "plot_mechanism", "plot_methods", "plot_polytopes", "plot_pruned_vs_t",
+    "plot_sigma_min", "plot_threshold", "polytope_gap", "polytope_gap_table", "polytope_min",
+    "pretrain_gd", "red_line", "relative_errors", "run_fig1", "run_threshold",
+    "seed_everything", "sigma_min_grid", "singular_stats", "squared_loss", "teacher_student",
+    "theorem1_neurons", "theorem1_table", "threshold_summary", "thresholds", "train_batched",
+    "unit_sphere",
 ]
 
-# Chapter 7's deep-network tools load torchvision, which takes a second: they are imported
-# on first use (PEP 562), so `import labkit` stays fast, e.g. in every distributed rank.
+# Imported on first use (PEP 562): chapter 7's deep-network tools load torchvision, which
+# takes a second, so `import labkit` stays fast, e.g. in every distributed rank; chapter 8's
+# distributed GFS stays out of `import labkit` so that `torchrun -m labkit.distributed`
+# runs that module once per rank, not twice (runpy warns when a package already imported it).
 _LAZY = {
+    "CostModel": ("labkit.distributed", "CostModel"),
+    "DistributedGFSError": ("labkit.distributed", "DistributedGFSError"),
+    "bytes_per_step": ("labkit.distributed", "bytes_per_step"),
+    "distributed_gfs": ("labkit.distributed", "distributed_gfs"),
+    "fit_cost_model": ("labkit.distributed", "fit_cost_model"),
+    "measure_collectives": ("labkit.distributed", "measure_collectives"),
+    "measure_steps": ("labkit.distributed", "measure_steps"),
+    "partition_neurons": ("labkit.distributed", "partition_neurons"),
+    "plot_speedup": ("labkit.distributed", "plot_speedup"),
+    "plot_step_times": ("labkit.distributed", "plot_step_times"),
+    "spawn_gfs": ("labkit.distributed", "spawn_gfs"),
+    "spawn_gfs_batch": ("labkit.distributed", "spawn_gfs_batch"),
+    "usable_nprocs": ("labkit.distributed", "usable_nprocs"),
     "build_deepnet": ("labkit.deepnets", "build"),
     "channel_groups": ("labkit.deepnets", "channel_groups"),
     "count_flops": ("labkit.deepnets", "count_flops"),

@@ -49,6 +49,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
+from torch.distributed.elastic.multiprocessing.errors import record
 
 from labkit.gfs import (
     LOSSES,
@@ -881,6 +882,7 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+@record  # torchrun's failure summary then shows the failing rank's traceback
 def main(argv=None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)

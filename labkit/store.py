@@ -71,6 +71,7 @@ class ResultStore:
                   "sha256": hashlib.sha256(_blob(payload).encode()).hexdigest(),
                   "payload": payload}
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+        os.fchmod(fd, 0o644)  # mkstemp makes 0600; results are for the whole group to read
         try:
             with os.fdopen(fd, "w") as f:
                 f.write(_blob(record))

@@ -12,6 +12,7 @@ rank and check that the other exits with an error instead of hanging.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -225,12 +226,30 @@ def test_torchrun_cli_matches_centralized(tmp_path):
            "--no-replacement", "--out", str(out), "--timeout", "30"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=150)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    # `import labkit` does not import labkit.distributed, so runpy runs it once per rank
+    assert "RuntimeWarning" not in proc.stderr, proc.stderr[-3000:]
     got = json.loads(out.read_text())
     ref = labkit.greedy_forward_selection(Phi, y, 9, replacement=False)
     assert got["order"] == ref.order.tolist() and got["losses"] == ref.losses.tolist()
     assert (got["nprocs"], got["N"], got["m"]) == (2, 11, 7)
     assert got["bytes_per_step"] == D.bytes_per_step(7, 2)
     assert not list(out.parent.glob(".*.tmp"))
+
+
+def test_torchrun_failure_summary_names_the_failing_rank(tmp_path):
+    """``@record`` on the CLI's main: torchrun's summary carries the failing rank's error
+    instead of "error_file: <N/A>"."""
+    rng = np.random.default_rng(5)
+    np.savez(tmp_path / "phi.npz", Phi=rng.normal(size=(11, 7)), y=rng.uniform(-1, 1, 7))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node",
+           "2", "-m", "labkit.distributed", "--data", str(tmp_path / "phi.npz"), "--k", "5",
+           "--out", str(tmp_path / "out.json"), "--timeout", "20"]
+    env = {**os.environ, D.FAULT_ENV: "1:2:raise"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=150, env=env)
+    assert proc.returncode != 0
+    summary = proc.stderr[proc.stderr.rfind("Failures:"):]
+    assert "injected fault on rank 1 after step 2" in summary, proc.stderr[-3000:]
+    assert "error_file: <N/A>" not in summary.split("Root Cause")[-1]
 
 
 def test_cli_network_checkpoint_single_process(tmp_path, monkeypatch):

@@ -70,6 +70,8 @@ def test_store_roundtrip_and_keys(tmp_path):
     assert store.load("e", {"m": 4, "x": [1, 2]}) is None  # other params, other key
     assert store.path("e", params) != store.path("f", params)
     assert not list(tmp_path.rglob("*.tmp"))  # no temporary file left behind
+    # readable by the group and others, like any file written with open() (mkstemp: 0600)
+    assert store.path("e", params).stat().st_mode & 0o777 == 0o644
 
 
 @pytest.mark.parametrize("damage", ["truncate", "garbage", "payload", "empty"])
