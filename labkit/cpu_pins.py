@@ -70,7 +70,6 @@ NUMERIC = ("numpy", "torch", "scipy")
 KERNEL_NAME = "labkit"
 
 
-
 def threads(environ=None) -> int:
     """The pinned thread count: ``$LABKIT_THREADS`` if set, else 2."""
     env = os.environ if environ is None else environ
@@ -112,12 +111,16 @@ def pinned_env(environ=None) -> dict[str, str]:
     """A copy of ``environ`` (default ``os.environ``) with the pins set, overriding any
     value already there; unchanged when the pins are off (:func:`enabled`)."""
     env = dict(os.environ if environ is None else environ)
-    if not enabled(env):
-        return env
+    if enabled(env):
+        _pin(env)
+    return env
+
+
+def _pin(env) -> None:
+    """Set the pins in the mapping ``env`` (a dict or ``os.environ``), in place."""
     for name in UNSET:
         env.pop(name, None)
     env.update(pins(env))
-    return env
 
 
 def apply() -> bool:
@@ -129,9 +132,7 @@ def apply() -> bool:
     fresh = not any(name in sys.modules for name in NUMERIC)
     for name in (*PINS, *UNSET):
         _before.setdefault(name, os.environ.get(name))
-    for name in UNSET:
-        os.environ.pop(name, None)
-    os.environ.update(pins())
+    _pin(os.environ)
     _applied_before_load = _applied_before_load or fresh
     return fresh
 
@@ -224,7 +225,7 @@ def install_kernel(prefix: str | None = None) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     spec = {"argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
             "display_name": "Python 3 (labkit, pinned CPU)", "language": "python",
-            "env": {name: value for name, value in PINS.items()},
+            "env": dict(PINS),
             "metadata": {"debugger": True}}
     (folder / "kernel.json").write_text(json.dumps(spec, indent=1) + "\n", encoding="utf8")
     return folder

@@ -27,9 +27,7 @@ def set_kernel_env(mode: str, results: str | None = None) -> None:
     """Set, in this process's environment (which every kernel it starts inherits): the mode,
     the CPU pins (quick mode; nothing when ``LABKIT_PIN_CPU=0``) and, if given, the results
     folder."""
-    env = cpu_pins().pinned_env(dict(os.environ, LABKIT_MODE=mode))
-    for name in set(os.environ) - set(env):  # what a pin removes (NPY_ENABLE_CPU_FEATURES)
-        del os.environ[name]
-    os.environ.update(env)
+    os.environ["LABKIT_MODE"] = mode
+    cpu_pins().apply()
     if results is not None:
         os.environ["LABKIT_RESULTS"] = results
