@@ -59,6 +59,8 @@ from labkit.gfs import (
     _check_args,
     _check_labels,
     _matvec,
+    _row_sq_norms,
+    _sq_norm,
 )
 from labkit.runtime import get_device
 
@@ -222,7 +224,7 @@ def distributed_gfs(Phi_block, y, k: int, *, loss: str = "mse", replacement: boo
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     row = torch.empty(m, dtype=dtype, device=dev)
     if loss == "mse":
-        sq = torch.einsum("ij,ij->i", Phi_block, Phi_block)
+        sq = _row_sq_norms(Phi_block)
         # centralized GFS scales its tie tolerance by the largest row norm over ALL rows
         sq_max = (sq.max() if n_local else torch.zeros((), dtype=dtype, device=dev)).reshape(1)
         coll("start-up all_reduce of the largest row norm", -1, dist.all_reduce, sq_max,
@@ -238,7 +240,7 @@ def distributed_gfs(Phi_block, y, k: int, *, loss: str = "mse", replacement: boo
         # that scores and tolerances are the same floating-point numbers
         if loss == "mse":
             scores = 2 * _matvec(Phi_block, u) + sq
-            tol = 16 * eps * (2 * u.norm() * row_norm_max + row_norm_max**2)
+            tol = 16 * eps * (2 * _sq_norm(u).sqrt() * row_norm_max + row_norm_max**2)
             best = torch.empty(1, dtype=dtype, device=dev)
         else:
             scores = _bce_scores(Phi_block, s, y, j)
@@ -270,7 +272,7 @@ def distributed_gfs(Phi_block, y, k: int, *, loss: str = "mse", replacement: boo
         order[j] = i
         if loss == "mse":
             u_sel = u + row
-            losses[j] = (u_sel @ u_sel) / (m * (j + 1) ** 2)
+            losses[j] = _sq_norm(u_sel) / (m * (j + 1) ** 2)
             u = u_sel - y
         else:
             s = s + row

@@ -94,13 +94,58 @@ def _first_min(scores: torch.Tensor, tol: torch.Tensor) -> torch.Tensor:
 
 
 def _matvec(Phi: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-    """``Phi @ u``, the one pass over the neuron outputs per step. On CPU, NumPy's BLAS
-    runs this matrix-vector product on all cores while torch's runs it on one (measured in
-    ``benchmarks/gfs_two_layer.py``: 2.6x faster on 2 cores); the arrays are shared, not
-    copied."""
-    if Phi.device.type == "cpu":
-        return torch.from_numpy(Phi.numpy() @ u.numpy())
+    """``Phi @ u``, the one pass over the neuron outputs per step: torch's product on every
+    device (on CPU it runs on all cores and was faster than NumPy's on 2 cores: 0.77 against
+    0.86 ms at m = 5,000, N = 2,000, float32; ``benchmarks/gfs_two_layer.py``). The
+    distributed scorer (chapter 8) uses it on its block of rows."""
     return Phi @ u
+
+
+def _row_sq_norms(Phi: torch.Tensor) -> torch.Tensor:
+    """``||Phi_i||^2`` for every row, without an ``N x m`` temporary."""
+    if Phi.device.type == "cpu":
+        P = Phi.numpy()
+        return torch.from_numpy(np.einsum("ij,ij->i", P, P))
+    return torch.einsum("ij,ij->i", Phi, Phi)
+
+
+def _sq_norm(v: torch.Tensor) -> torch.Tensor:
+    """``||v||^2`` as a 0-d tensor: NumPy's dot on CPU, the one the CPU loop uses."""
+    if v.device.type == "cpu":
+        return torch.from_numpy(np.asarray(v.numpy() @ v.numpy()))
+    return v @ v
+
+
+def _mse_cpu(Phi: torch.Tensor, y: torch.Tensor, k: int, replacement: bool):
+    """The squared-loss loop of :func:`greedy_forward_selection` on CPU: the same
+    expressions as the torch loop, but everything except the product ``Phi @ u`` in NumPy.
+    Why: a step is that one pass over ``Phi`` plus ``O(N + m)`` work, and each of the ~20
+    small torch operations cost ~10 us (waiting on the thread pool the product had just
+    used; a 2.6 us ``norm`` took ~60 us in the loop), a third of a step at N = 2,000. NumPy
+    does them in ~1 us each (``benchmarks/gfs_two_layer.py``). The distributed scorer
+    (chapter 8) uses the same kernels (:func:`_matvec`, :func:`_row_sq_norms`,
+    :func:`_sq_norm`), so that its scores are the same numbers."""
+    P, yv = Phi.numpy(), y.numpy()
+    N, m = P.shape
+    eps = float(np.finfo(P.dtype).eps)
+    sq = _row_sq_norms(Phi).numpy()
+    row_norm_max = np.sqrt(sq.max())
+    taken = np.zeros(N, dtype=bool)
+    order = np.empty(k, dtype=np.int64)
+    losses = np.empty(k, dtype=np.float64)
+    u = -yv
+    for j in range(k):
+        # the constant ||u||^2 is left out of the scores
+        scores = 2 * _matvec(Phi, torch.from_numpy(u)).numpy() + sq
+        tol = 16 * eps * (2 * np.sqrt(u @ u) * row_norm_max + row_norm_max**2)
+        if not replacement:
+            scores[taken] = np.inf
+        i = int(np.argmax(scores <= scores.min() + tol))
+        order[j], taken[i] = i, True
+        u_sel = u + P[i]
+        losses[j] = (u_sel @ u_sel) / (m * (j + 1) ** 2)
+        u = u_sel - yv
+    return order, losses
 
 
 def _bce_scores(Phi: torch.Tensor, s: torch.Tensor, y: torch.Tensor, j: int) -> torch.Tensor:
@@ -127,13 +172,17 @@ def greedy_forward_selection(Phi, y, k: int, *, loss: str = "mse",
     _check_args(N, k, loss, replacement)
     _check_labels(y, loss)
 
+    if loss == "mse" and Phi.device.type == "cpu":
+        order, losses = _mse_cpu(Phi, y, k, replacement)
+        return GFSResult(order, np.bincount(order, minlength=N), losses, loss, replacement)
+
     eps = torch.finfo(Phi.dtype).eps
     dev = Phi.device
     taken = torch.zeros(N, dtype=torch.bool, device=dev)
     order = torch.empty(k, dtype=torch.long, device=dev)
     losses = torch.empty(k, dtype=torch.float64, device=dev)
     if loss == "mse":
-        sq = torch.einsum("ij,ij->i", Phi, Phi)  # no N x m temporary
+        sq = _row_sq_norms(Phi)
         row_norm_max = sq.max().sqrt()
         u = -y.clone()
     else:
@@ -142,7 +191,7 @@ def greedy_forward_selection(Phi, y, k: int, *, loss: str = "mse",
     for j in range(k):
         if loss == "mse":
             scores = 2 * _matvec(Phi, u) + sq  # the constant ||u||^2 is left out
-            tol = 16 * eps * (2 * u.norm() * row_norm_max + row_norm_max**2)
+            tol = 16 * eps * (2 * _sq_norm(u).sqrt() * row_norm_max + row_norm_max**2)
         else:
             scores = _bce_scores(Phi, s, y, j)
             tol = 16 * eps * (1 + scores.abs().min())
@@ -152,7 +201,7 @@ def greedy_forward_selection(Phi, y, k: int, *, loss: str = "mse",
         order[j], taken[i] = i, True
         if loss == "mse":
             u_sel = u + Phi[i]
-            losses[j] = (u_sel @ u_sel) / (m * (j + 1) ** 2)
+            losses[j] = _sq_norm(u_sel) / (m * (j + 1) ** 2)
             u = u_sel - y
         else:
             s = s + Phi[i]
