@@ -44,6 +44,8 @@ from labkit.plotting import (
     plot_polytopes,
     plot_pruned_vs_t,
     plot_sigma_min,
+    plot_speedup,
+    plot_step_times,
     plot_threshold,
 )
 from labkit.pretraining import (
@@ -76,7 +78,8 @@ __all__ = [
     "lemma1_on_networks", "lemma3_movement", "load_archive", "load_mnist", "mnist_regression",
     "neurons_needed", "plot_condition", "plot_fig1", "plot_lemma1", "plot_lemma3",
     "plot_loss_vs_k", "plot_mechanism", "plot_methods", "plot_polytopes", "plot_pruned_vs_t",
-    "plot_sigma_min", "plot_threshold", "polytope_gap", "polytope_gap_table", "polytope_min",
+    "plot_sigma_min", "plot_speedup", "plot_step_times", "plot_threshold", "polytope_gap",
+    "polytope_gap_table", "polytope_min",
     "pretrain_gd", "red_line", "relative_errors", "run_fig1", "run_threshold",
     "seed_everything", "sigma_min_grid", "singular_stats", "squared_loss", "teacher_student",
     "theorem1_neurons", "theorem1_table", "threshold_summary", "thresholds", "train_batched",
@@ -86,7 +89,8 @@ __all__ = [
 # Imported on first use (PEP 562): chapter 7's deep-network tools load torchvision, which
 # takes a second, so `import labkit` stays fast, e.g. in every distributed rank; chapter 8's
 # distributed GFS stays out of `import labkit` so that `torchrun -m labkit.distributed`
-# runs that module once per rank, not twice (runpy warns when a package already imported it).
+# runs its command line once per rank and no rank loads torch.distributed's machinery before
+# it needs it.
 _LAZY = {
     "CostModel": ("labkit.distributed", "CostModel"),
     "DistributedGFSError": ("labkit.distributed", "DistributedGFSError"),
@@ -96,8 +100,6 @@ _LAZY = {
     "measure_collectives": ("labkit.distributed", "measure_collectives"),
     "measure_steps": ("labkit.distributed", "measure_steps"),
     "partition_neurons": ("labkit.distributed", "partition_neurons"),
-    "plot_speedup": ("labkit.distributed", "plot_speedup"),
-    "plot_step_times": ("labkit.distributed", "plot_step_times"),
     "spawn_gfs": ("labkit.distributed", "spawn_gfs"),
     "spawn_gfs_batch": ("labkit.distributed", "spawn_gfs_batch"),
     "usable_nprocs": ("labkit.distributed", "usable_nprocs"),

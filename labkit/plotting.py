@@ -6,10 +6,14 @@ Styling lives here so chapters stay one call per figure (book design, section 6)
 from __future__ import annotations
 
 import itertools
+from typing import TYPE_CHECKING
 
 import matplotlib.pyplot as plt
 import numpy as np
 from scipy.spatial import ConvexHull
+
+if TYPE_CHECKING:
+    from labkit.distributed import CostModel
 
 
 def _np(a) -> np.ndarray:
@@ -294,3 +298,63 @@ def plot_deep_table(table, by: str = "size") -> plt.Figure:
         ax.set_title(arch)
         ax.set_xlabel("pre-training iterations before pruning")
     return _finish(fig, axes, "test accuracy (%)", 7)
+
+
+def plot_step_times(table, model: CostModel | None = None):
+    """Measured seconds per step against the number of processes ``P``, one line per size
+    ``N x m`` (rows of :func:`labkit.measure_steps`), with the fitted ``model`` dashed; hollow
+    markers are oversubscribed runs. Chapter 8."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    for n, ((N, m), rows) in enumerate(table.groupby(["N", "m"])):
+        rows = rows.sort_values("nprocs")
+        color = f"C{n}"
+        ax.plot(rows["nprocs"], 1e3 * rows["step_s"], "-", color=color,
+                label=f"N = {N:,}, m = {m:,}")
+        over = (rows["oversubscribed"].to_numpy(bool) if "oversubscribed" in rows
+                else np.zeros(len(rows), bool))
+        for part, face in ((rows[~over], color), (rows[over], "white")):
+            ax.plot(part["nprocs"], 1e3 * part["step_s"], "o", color=color, mfc=face)
+        if model is not None:
+            P = np.arange(1, rows["nprocs"].max() + 1)
+            t = model.step_time(N, m, P, int(rows["itemsize"].iloc[0]))
+            ax.plot(P, 1e3 * t, "--", color=color, lw=1)
+    ax.set_yscale("log")
+    ax.set_xticks(sorted(table["nprocs"].unique()))
+    ax.set_xlabel("processes $P$")
+    ax.set_ylabel("time per step (ms)")
+    ax.set_title("measured (dots; hollow: more processes than cores)"
+                 + (", cost model (dashed)" if model else ""), fontsize=9)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    return fig
+
+
+def plot_speedup(model: CostModel, m: int, *, widths, nprocs=(2, 4), channels=(),
+                 max_procs: int = 64, itemsize: int = 8):
+    """What the fitted ``model`` predicts. Left: time per step against ``P`` up to
+    ``max_procs`` for each width in ``widths``; right: the speed-up over ``P = 1`` against
+    the width ``N`` for each ``P`` in ``nprocs``, with the block widths ``channels`` marked
+    (the Figure 4 setting). Chapter 8."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10.5, 3.8))
+    P = np.unique(np.geomspace(1, max_procs, 40).astype(int))
+    for n, N in enumerate(widths):
+        left.loglog(P, 1e3 * model.step_time(N, m, P, itemsize), color=f"C{n}",
+                    label=f"N = {N:,}")
+    left.set_xlabel("processes $P$")
+    left.set_ylabel("predicted time per step (ms)")
+    left.legend(fontsize=8)
+    Ns = np.unique(np.geomspace(8, 10 * max(widths), 200).astype(int))
+    for n, p in enumerate(nprocs):
+        right.semilogx(Ns, model.speedup(Ns, m, p, itemsize), color=f"C{n}", label=f"P = {p}")
+        if len(channels):
+            right.plot(channels, model.speedup(np.asarray(channels), m, p, itemsize), "o",
+                       color=f"C{n}")
+    right.axhline(1, color="0.6", lw=0.8)
+    for c in channels:
+        right.axvline(c, color="0.85", lw=0.8, zorder=0)
+    right.set_xlabel("neurons (channels) $N$")
+    right.set_ylabel("predicted speed-up over $P=1$")
+    right.legend(fontsize=8)
+    fig.suptitle(f"cost model fitted on this machine, m = {m:,}", fontsize=10)
+    fig.tight_layout()
+    return fig

@@ -11,12 +11,14 @@ rank and check that the other exits with an error instead of hanging.
 
 from __future__ import annotations
 
+import functools
 import json
-import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
+import dist_faults
 import numpy as np
 import pytest
 import torch
@@ -24,6 +26,8 @@ import torch.distributed as dist
 
 import labkit
 from labkit import distributed as D
+from labkit.distributed import __main__ as cli
+from labkit.distributed import launch
 
 N = 37  # not divisible by 2 or 3: blocks [0,19) [19,37) and [0,13) [13,25) [25,37)
 M = 40
@@ -171,12 +175,22 @@ def test_spawned_identical(spawned_runs, name):
 # ------------------------------------------------------------------------------- failures
 
 
-def test_crashed_rank_makes_the_others_fail_not_hang():
+@pytest.fixture
+def fault(monkeypatch):
+    """``fault(rank, step, mode)``: the next spawned run has that rank fail after that
+    step (``tests/dist_faults.py``; labkit's loop has no fault hook)."""
+    def set_fault(*spec):
+        monkeypatch.setattr(launch, "_worker", functools.partial(dist_faults.worker,
+                                                                 fault=spec))
+    return set_fault
+
+
+def test_crashed_rank_makes_the_others_fail_not_hang(fault):
     p = PROBLEMS["random-mse-rep"]
     start = time.monotonic()
+    fault(1, 2, "crash")
     with pytest.raises(D.DistributedGFSError) as err:
-        D.spawn_gfs(p["Phi"], p["y"], 10, nprocs=2, timeout_s=5, deadline_s=90,
-                    _fault=(1, 2, "crash"))
+        D.spawn_gfs(p["Phi"], p["y"], 10, nprocs=2, timeout_s=5, deadline_s=90)
     elapsed = time.monotonic() - start
     outcomes = err.value.outcomes
     assert all(o["exitcode"] is not None for o in outcomes.values()), "a process is still alive"
@@ -189,12 +203,12 @@ def test_crashed_rank_makes_the_others_fail_not_hang():
     assert elapsed < 90
 
 
-def test_silent_rank_times_out():
+def test_silent_rank_times_out(fault):
     p = PROBLEMS["random-bce-rep"]
     start = time.monotonic()
+    fault(1, 1, "hang")
     with pytest.raises(D.DistributedGFSError) as err:
-        D.spawn_gfs(p["Phi"], p["y"], 10, loss="bce", nprocs=2, timeout_s=1, deadline_s=90,
-                    _fault=(1, 1, "hang"))
+        D.spawn_gfs(p["Phi"], p["y"], 10, loss="bce", nprocs=2, timeout_s=1, deadline_s=90)
     elapsed = time.monotonic() - start
     outcomes = err.value.outcomes
     assert all(o["exitcode"] is not None for o in outcomes.values())
@@ -204,11 +218,15 @@ def test_silent_rank_times_out():
     assert elapsed < 90
 
 
-def test_fault_spec_parsing():
-    assert D.parse_fault("1:4:crash") == (1, 4, "crash")
-    assert D.parse_fault("") is None
-    with pytest.raises(ValueError, match=D.FAULT_ENV):
-        D.parse_fault("1:x:crash")
+def test_deadline_stops_every_rank(fault):
+    """A run past ``deadline_s`` is stopped whole, every rank reported as terminated."""
+    p = PROBLEMS["random-mse-rep"]
+    fault(0, 0, "hang")
+    start = time.monotonic()
+    with pytest.raises(D.DistributedGFSError) as err:
+        D.spawn_gfs(p["Phi"], p["y"], 5, nprocs=2, timeout_s=60, deadline_s=20)
+    assert time.monotonic() - start < 60  # the deadline, not the 60 s collective timeout
+    assert all(o["terminated"] for o in err.value.outcomes.values())
 
 
 # ------------------------------------------------------------------------- command line
@@ -242,10 +260,9 @@ def test_torchrun_failure_summary_names_the_failing_rank(tmp_path):
     rng = np.random.default_rng(5)
     np.savez(tmp_path / "phi.npz", Phi=rng.normal(size=(11, 7)), y=rng.uniform(-1, 1, 7))
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node",
-           "2", "-m", "labkit.distributed", "--data", str(tmp_path / "phi.npz"), "--k", "5",
-           "--out", str(tmp_path / "out.json"), "--timeout", "20"]
-    env = {**os.environ, D.FAULT_ENV: "1:2:raise"}
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=150, env=env)
+           "2", dist_faults.__file__, "1:2:raise", "--data", str(tmp_path / "phi.npz"),
+           "--k", "5", "--out", str(tmp_path / "out.json"), "--timeout", "20"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=150)
     assert proc.returncode != 0
     summary = proc.stderr[proc.stderr.rfind("Failures:"):]
     assert "injected fault on rank 1 after step 2" in summary, proc.stderr[-3000:]
@@ -263,12 +280,39 @@ def test_cli_network_checkpoint_single_process(tmp_path, monkeypatch):
     torch.save(net.state_dict(), tmp_path / "net.pt")
     torch.save({"X": X, "y": y}, tmp_path / "xy.pt")
     out = tmp_path / "r.json"
-    D.main(["--net", str(tmp_path / "net.pt"), "--activation", "relu", "--data",
+    cli.main(["--net", str(tmp_path / "net.pt"), "--activation", "relu", "--data",
             str(tmp_path / "xy.pt"), "--k", "12", "--out", str(out)])
     with torch.no_grad():
         ref = labkit.greedy_forward_selection(net.neuron_outputs(X), y, 12)
     got = json.loads(out.read_text())
     assert got["order"] == ref.order.tolist() and got["losses"] == ref.losses.tolist()
+
+
+@pytest.mark.parametrize("save", ["npz", "npz-compressed", "npy", "pt"])
+def test_cli_reads_its_rows_memory_mapped(tmp_path, save):
+    """What a rank reads: a memory map of the stored matrix (only its rows are paged in)
+    wherever the format allows, with the same values as loading it whole."""
+    rng = np.random.default_rng(3)
+    Phi, y = rng.normal(size=(9, 4)).astype(np.float32), rng.uniform(-1, 1, 4)
+    path = tmp_path / "phi.npz"
+    if save == "npz":
+        np.savez(path, Phi=Phi, y=y)
+    elif save == "npz-compressed":
+        np.savez_compressed(path, Phi=Phi, y=y)
+    elif save == "npy":
+        path = tmp_path / "Phi.npy"
+        np.save(path, Phi)
+        np.save(tmp_path / "y.npy", y)
+    else:
+        path = tmp_path / "phi.pt"
+        torch.save({"Phi": torch.from_numpy(Phi), "y": torch.from_numpy(y)}, path)
+    got = cli._load_table(path, ("Phi", "y"))
+    np.testing.assert_array_equal(np.asarray(got["Phi"]), Phi)
+    np.testing.assert_array_equal(np.asarray(got["y"]), y)
+    if save in ("npz", "npy"):
+        assert isinstance(got["Phi"], np.memmap)
+    elif save == "pt":  # torch.load(mmap=True): the file is mapped into this process
+        assert str(path) in Path("/proc/self/maps").read_text()
 
 
 @pytest.mark.parametrize("args, words", [
@@ -286,7 +330,7 @@ def test_cli_bad_input(tmp_path, capsys, monkeypatch, args, words):
     np.savez(tmp_path / "xy.npz", X=np.ones((3, 2)), y=np.zeros(3))
     args = [a.format(phi="phi.npz", xy="xy.npz") for a in args]
     with pytest.raises(SystemExit) as exit_:
-        D.main(args)
+        cli.main(args)
     assert exit_.value.code == 2
     message = capsys.readouterr().err
     assert all(w in message for w in words), message
