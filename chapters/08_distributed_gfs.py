@@ -112,10 +112,7 @@ cfg = lk.config.get("distributed")
 cfg
 
 # %%
-X, y = lk.teacher_student(cfg.m, cfg.d, teacher_width=cfg.teacher_width, seed=cfg.seed)
-net = lk.TwoLayerNet(cfg.d, cfg.N, activation=cfg.activation,
-                     generator=lk.seed_everything(cfg.seed))
-history = lk.pretrain_gd(net, X, y, steps=cfg.steps, lr=cfg.lr)
+X, y, net, history = lk.pretrained_teacher_student(cfg)  # chapter 2's recipe, cfg's sizes
 with torch.no_grad():
     Phi = net.neuron_outputs(X).double()
 y = y.double()

@@ -26,6 +26,7 @@ from labkit.experiments import (
     mnist_regression,
     polytope_gap,
     polytope_gap_table,
+    pretrained_teacher_student,
     theorem1_table,
 )
 from labkit.fig1 import red_line, run_fig1
@@ -79,7 +80,7 @@ __all__ = [
     "neurons_needed", "plot_condition", "plot_fig1", "plot_lemma1", "plot_lemma3",
     "plot_loss_vs_k", "plot_mechanism", "plot_methods", "plot_polytopes", "plot_pruned_vs_t",
     "plot_sigma_min", "plot_speedup", "plot_step_times", "plot_threshold", "polytope_gap",
-    "polytope_gap_table", "polytope_min",
+    "polytope_gap_table", "polytope_min", "pretrained_teacher_student",
     "pretrain_gd", "red_line", "relative_errors", "run_fig1", "run_threshold",
     "seed_everything", "sigma_min_grid", "singular_stats", "squared_loss", "teacher_student",
     "theorem1_neurons", "theorem1_table", "threshold_summary", "thresholds", "train_batched",

@@ -1,5 +1,11 @@
 """Command line: ``python -m labkit run <experiment> [--mode quick|full] [--device D]
-[--out DIR]``. Runs are resumable: rerunning skips finished cells."""
+[--out DIR] [--set FIELD=VALUE ...] [--only PARAM=V1,V2 ...] [--dry-run]``.
+
+Runs are resumable: rerunning skips finished cells, and ``results.csv`` / ``manifest.json``
+are rewritten after every finished cell. ``--set`` overrides config fields (validated by the
+config class), ``--only`` runs the cells whose parameters take the listed values, and
+``--dry-run`` lists the cells, which are done, and an estimate of the cost of the rest.
+Progress bars (over cells, and inside a long cell) show at a terminal, never under CI."""
 
 from __future__ import annotations
 
@@ -7,16 +13,18 @@ import argparse
 import os
 import sys
 
-from labkit import config, cpu_pins
+from labkit import config, cpu_pins, runner
 from labkit.pretraining import run_threshold
 from labkit.runtime import get_device, get_mode
 from labkit.store import default_root
 
 
-def _fig1(cfg, out, device, name="fig1"):
+def _fig1(cfg, out, device, name="fig1", **opts):
     from labkit.fig1 import red_line, run_fig1
 
-    table = run_fig1(cfg, out=out, device=device, name=name)
+    table = run_fig1(cfg, out=out, device=device, name=name, **opts)
+    if opts.get("dry_run"):
+        return table, None
     mean = table.groupby(["N", "size", "method", "t"])["accuracy"].mean()
     summary = mean.groupby(["N", "size", "method"]).max().unstack("method")
     return table, (f"best checkpoint's accuracy (mean over seeds):\n"
@@ -24,18 +32,22 @@ def _fig1(cfg, out, device, name="fig1"):
                    f"{red_line(table).to_string(index=False)}")
 
 
-def _threshold(cfg, out, device, name="threshold"):
+def _threshold(cfg, out, device, name="threshold", **opts):
     from labkit.pretraining import threshold_summary, thresholds
 
-    table = run_threshold(cfg, out=out, device=device)
+    table = run_threshold(cfg, out=out, device=device, **opts)
+    if opts.get("dry_run"):
+        return table, None
     summary = threshold_summary(thresholds(table, cfg.eps), n_boot=cfg.n_boot)
     return table, f"threshold T* per (m, N):\n{summary.round(4).to_string(index=False)}"
 
 
-def _table(cfg, out, device, name="table1"):
+def _table(cfg, out, device, name="table1", **opts):
     from labkit.tables import run_table, table_view
 
-    table = run_table(cfg, out=out, device=device, name=name)
+    table = run_table(cfg, out=out, device=device, name=name, **opts)
+    if opts.get("dry_run"):
+        return table, None
     by = "size" if name == "table1" else "eps"
     view = table_view(table, by).to_string(index=False)
     return table, f"fine-tuned subnetwork test accuracy (%):\n{view}"
@@ -53,6 +65,26 @@ EXPERIMENTS = {
 }
 
 
+def _seconds(s: float) -> str:
+    if s < 120:
+        return f"{s:.0f} s"
+    return f"{s / 60:.0f} min" if s < 7200 else f"{s / 3600:.1f} h" if s < 172800 else \
+        f"{s / 86400:,.0f} days"
+
+
+def _plan_text(name: str, mode: str, device, plan) -> str:
+    todo = plan[plan["status"] == "todo"]
+    basis = ("seconds per operation measured on this run's finished cells"
+             if plan["basis"].iloc[0] == "measured" else
+             f"an assumed {runner.NOMINAL_FLOPS.get(device.type, 2e10) / 1e9:g} GFLOP/s "
+             f"on {device.type} (no cell timed yet: an order of magnitude only)")
+    shown = plan.drop(columns=["basis"]).round({"work_gflop": 1, "seconds": 1, "est_s": 1})
+    return (f"{name} ({mode}, {device}): {len(plan)} cells, {len(plan) - len(todo)} done, "
+            f"{len(todo)} to run\n{shown.to_string(index=False)}\n"
+            f"estimated time for the {len(todo)} to run: {_seconds(todo['est_s'].sum())} "
+            f"({basis})")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m labkit", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -64,6 +96,14 @@ def main(argv=None) -> int:
                      help="preset (default: $LABKIT_MODE, else quick)")
     run.add_argument("--device", default=None, help="e.g. cpu, cuda (default: by mode)")
     run.add_argument("--out", default=None, help="results folder (default: results/<mode>)")
+    run.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                     help="override a config field, e.g. --set k=100 --set seeds=0,1 "
+                          "(repeatable; the fields are those of the experiment's config)")
+    run.add_argument("--only", action="append", default=[], metavar="PARAM=V1,V2",
+                     help="run only the cells whose parameter takes one of the values, e.g. "
+                          "--only m=10,20 (repeatable: all must hold)")
+    run.add_argument("--dry-run", action="store_true",
+                     help="list the cells, which are done, and the estimated cost; run nothing")
     args = parser.parse_args(argv)
     if argv is None and args.mode and args.mode != get_mode():
         # the mode decides the CPU pins, which `import labkit` set from $LABKIT_MODE before
@@ -71,20 +111,31 @@ def main(argv=None) -> int:
         env = {**cpu_pins.unpinned_env(), "LABKIT_MODE": args.mode}
         os.execve(sys.executable, [sys.executable, "-m", "labkit", *sys.argv[1:]], env)
     mode = get_mode(args.mode)
-    cfg = config.get(args.experiment, mode=mode)
+    try:
+        cfg = config.get(args.experiment, mode=mode,
+                         **config.parse_overrides(args.experiment, args.set, mode))
+        only = runner.parse_only(args.only)
+    except ValueError as err:
+        run.error(str(err))
     device = get_device(mode, args.device)
-    if mode == "full" and device.type == "cpu":
+    if mode == "full" and device.type == "cpu" and not args.dry_run:
         print(f"labkit run {args.experiment}: warning: full mode on the CPU (no CUDA device "
               "found or --device cpu); paper-scale runs take far longer here",
               file=sys.stderr)
     out = args.out or default_root(mode)
     fn, _ = EXPERIMENTS[args.experiment]
     try:
-        table, summary = fn(cfg, out, device, name=args.experiment)
+        table, summary = fn(cfg, out, device, name=args.experiment, only=only,
+                            dry_run=args.dry_run)
     except FileNotFoundError as err:
         # a missing dataset: its message says what to set; a traceback would bury it
         print(f"labkit run {args.experiment}: {err}", file=sys.stderr)
         return 2
+    except ValueError as err:  # --only naming no cell
+        run.error(str(err))
+    if args.dry_run:
+        print(_plan_text(args.experiment, mode, device, table))
+        return 0
     print(f"{args.experiment} ({mode}, {device}): {len(table)} rows -> "
           f"{out}/{args.experiment}/results.csv, manifest.json")
     print(summary)

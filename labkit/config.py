@@ -4,11 +4,21 @@ Sizes live here and nowhere else (book design, section 2); a chapter calls
 ``cfg = lk.config.get("gfs")`` and shows ``cfg`` to the reader. Overrides are keywords:
 ``get("gfs", N=100)``. Invalid values fail at construction with an error naming the field.
 Each config has a stable ``digest()`` (a hash of its fields, as open_lth names run folders)
-for caching results.
+for caching results. The command line's ``--set FIELD=VALUE`` goes through
+:func:`parse_overrides` and the same checks.
+
+The field checks are written out (``_Config.__post_init__`` and each ``validate``) rather than
+delegated to a validation library: pydantic, the obvious one, needs its compiled core, which
+the GPU machine's registry-less Python cannot install from pure wheels, and the coercion it
+would replace is some 30 lines; what remains are the experiments' own invariants, which any
+library would take as hand-written validators too. The module is longer than most (~520
+lines) because every size of every experiment lives here, in one place (book design,
+section 2).
 """
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import hashlib
 import json
@@ -491,3 +501,32 @@ def get(name: str, mode: str | None = None, **overrides) -> _Config:
         raise ValueError(f"{unknown[0]}: not a field of {type(cfg).__name__}; "
                          f"allowed: {', '.join(sorted(fields))}")
     return dataclasses.replace(cfg, **overrides)
+
+
+def parse_overrides(name: str, items, mode: str | None = None) -> dict:
+    """``["k=100", "seeds=0,1,2"]`` (the CLI's ``--set``) -> keyword overrides for
+    :func:`get`. A value is read as a Python literal where it parses as one (``0.5``,
+    ``(10, 20)``; a bare ``a,b`` is a tuple), else as a string; a single value for a tuple
+    field becomes a one-element tuple. The config class then validates it as any keyword:
+    a bad value fails naming the field."""
+    cfg = get(name, mode)
+    types = {f.name: f.type for f in dataclasses.fields(cfg)}
+    overrides = {}
+    for item in items or ():
+        field, sep, text = item.partition("=")
+        field = field.strip()
+        if not sep or not field:
+            raise ValueError(f"--set: expected FIELD=VALUE, got {item!r}")
+        if field not in types:
+            raise ValueError(f"{field}: not a field of {type(cfg).__name__}; "
+                             f"allowed: {', '.join(sorted(types))}")
+        try:
+            value = ast.literal_eval(text.strip())
+        except (ValueError, SyntaxError):
+            value = text.strip()
+        if types[field].startswith("tuple"):
+            value = tuple(value) if isinstance(value, (tuple, list)) else (value,)
+        elif types[field] == "str" and not isinstance(value, str):
+            value = text.strip()  # e.g. --set dtype=float32 stays a name, never a number
+        overrides[field] = value
+    return overrides

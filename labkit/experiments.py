@@ -15,6 +15,7 @@ from labkit.data import balanced_subset, binarize, load_mnist, teacher_student
 from labkit.frank_wolfe import best_multiset, polytope_min
 from labkit.gfs import greedy_forward_selection
 from labkit.model import TwoLayerNet
+from labkit.runtime import seed_everything
 from labkit.train import pretrain_gd
 
 IN_POLYTOPE_TOL = 1e-9  # min loss over M below this counts as "y lies in M"
@@ -71,6 +72,18 @@ def gfs_vs_exhaustive(Phi, y, k_max: int, *, n_neurons: int, trials: int, seed: 
     df["gfs_optimal"] = df["ratio"] <= 1 + 1e-9
     return df.groupby("k").agg(gfs_optimal=("gfs_optimal", "mean"),
                                mean_ratio=("ratio", "mean"), worst_ratio=("ratio", "max"))
+
+
+def pretrained_teacher_student(cfg):
+    """Chapter 2's setting, for the chapters that reuse it (chapter 8): teacher-student data
+    (``cfg.m`` points in ``cfg.d`` dimensions, a teacher of width ``cfg.teacher_width``) and
+    a width-``cfg.N`` network pre-trained on it by ``cfg.steps`` steps of full-batch GD.
+    Returns ``(X, y, net, history)``."""
+    X, y = teacher_student(cfg.m, cfg.d, teacher_width=cfg.teacher_width, seed=cfg.seed)
+    net = TwoLayerNet(cfg.d, cfg.N, activation=cfg.activation,
+                      generator=seed_everything(cfg.seed))
+    history = pretrain_gd(net, X, y, steps=cfg.steps, lr=cfg.lr)
+    return X, y, net, history
 
 
 def _checkpoints(net, X, y, checkpoints, lr, scaling="mean_field"):

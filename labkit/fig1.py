@@ -12,6 +12,8 @@ Baselines at the same checkpoints and ``k``: the ``k`` largest-magnitude neurons
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pandas as pd
 import torch
@@ -20,7 +22,7 @@ import torch.nn.functional as F
 from labkit.data import balanced_subset, binarize, load_mnist
 from labkit.gfs import greedy_forward_selection
 from labkit.model import TwoLayerNet
-from labkit.runner import run_cells
+from labkit.runner import run_cells, step_bar
 
 NAME = "fig1"
 METHODS = ("gfs", "magnitude", "random", "dense")
@@ -54,11 +56,31 @@ def evaluate(W, b, X, y, k: int, gen: torch.Generator) -> dict:
             "gfs_distinct": int((gfs.counts > 0).sum()), "gfs_bce": float(gfs.losses[-1])}
 
 
+def _sgd_step(cfg, X, y, W, b, gens, t: int) -> None:
+    """Iteration ``t`` of mean-field SGD on every seed at once (one batched program)."""
+    S, size, d = X.shape
+    N = W.shape[1]
+    idx = torch.stack([torch.randint(size, (cfg.batch_size,), generator=g)
+                       for g in gens]).to(X.device)
+    Xb = torch.gather(X, 1, idx[..., None].expand(-1, -1, d))
+    z = torch.bmm(torch.relu(torch.bmm(Xb, W.transpose(1, 2))), b[..., None])[..., 0] / N
+    loss = F.binary_cross_entropy_with_logits(z, torch.gather(y, 1, idx),
+                                              reduction="none").mean(1)
+    if not torch.isfinite(loss).all():
+        bad = [cfg.seeds[j] for j in range(S) if not torch.isfinite(loss[j])]
+        raise FloatingPointError(f"fig1: non-finite loss at iteration {t} "
+                                 f"(size={size}, N={N}, seeds={bad}, lr={cfg.lr})")
+    W.grad = b.grad = None
+    loss.sum().backward()
+    with torch.no_grad():
+        W -= cfg.lr * N * W.grad
+        b -= cfg.lr * N * b.grad
+
+
 def train_cell(cfg, X_all, labels, cell, device) -> dict:
     """Pre-train ``len(cfg.seeds)`` networks of width ``N`` on one sub-dataset, all seeds as
     one batched program, evaluating at every checkpoint."""
     size, N = cell["size"], cell["N"]
-    S = len(cfg.seeds)
     subsets = [balanced_subset(labels, size, seed=s) for s in cfg.seeds]
     X = torch.stack([X_all[i] for i in subsets]).to(device)  # (S, size, d)
     y = torch.stack([binarize(labels[i]) for i in subsets]).to(device)
@@ -68,37 +90,37 @@ def train_cell(cfg, X_all, labels, cell, device) -> dict:
     b = torch.stack([n.b.detach() for n in nets]).to(device).requires_grad_()
     gens = [torch.Generator().manual_seed(10_000 + s) for s in cfg.seeds]
     rows, t = [], 0
-    for target in cfg.checkpoints:
-        while t < target:
-            idx = torch.stack([torch.randint(size, (cfg.batch_size,), generator=g)
-                               for g in gens]).to(device)
-            Xb = torch.gather(X, 1, idx[..., None].expand(-1, -1, X.shape[2]))
-            z = torch.bmm(torch.relu(torch.bmm(Xb, W.transpose(1, 2))), b[..., None])[..., 0] / N
-            loss = F.binary_cross_entropy_with_logits(z, torch.gather(y, 1, idx),
-                                                      reduction="none").mean(1)
-            if not torch.isfinite(loss).all():
-                bad = [cfg.seeds[j] for j in range(S) if not torch.isfinite(loss[j])]
-                raise FloatingPointError(f"fig1: non-finite loss at iteration {t} "
-                                         f"(size={size}, N={N}, seeds={bad}, lr={cfg.lr})")
-            W.grad = b.grad = None
-            loss.sum().backward()
+    with step_bar(cfg.checkpoints[-1], f"size={size} N={N}: pre-training") as bar:
+        for target in cfg.checkpoints:
+            for it in range(t, target):
+                _sgd_step(cfg, X, y, W, b, gens, it)
+                bar.update()
+            t = target
             with torch.no_grad():
-                W -= cfg.lr * N * W.grad
-                b -= cfg.lr * N * b.grad
-            t += 1
-        with torch.no_grad():
-            for j, seed in enumerate(cfg.seeds):
-                acc = evaluate(W[j], b[j], X[j], y[j], cfg.k, gens[j])
-                rows.append({"t": t, "seed": seed, **acc})
+                for j, seed in enumerate(cfg.seeds):
+                    acc = evaluate(W[j], b[j], X[j], y[j], cfg.k, gens[j])
+                    rows.append({"t": t, "seed": seed, **acc})
     return {"rows": rows}
 
 
-def run_fig1(cfg, *, out, device=None, name: str = NAME) -> pd.DataFrame:
+def cell_work(cfg, cell: dict, d: int = 784) -> float:
+    """Floating-point operations of one cell, roughly (``--dry-run``'s estimate): SGD on every
+    seed (``6 B N d`` per iteration) and, at every checkpoint, one pass of the sub-dataset
+    through the network and GFS (``2 N size`` per selected neuron)."""
+    size, N, S, C = cell["size"], cell["N"], len(cfg.seeds), len(cfg.checkpoints)
+    train = 6 * cfg.batch_size * N * d * cfg.checkpoints[-1]
+    return S * (train + C * (2 * size * N * d + 2 * cfg.k * N * size))
+
+
+def run_fig1(cfg, *, out, device=None, name: str = NAME, only: dict | None = None,
+             dry_run: bool = False) -> pd.DataFrame:
     """The whole sweep over ``cfg.sizes x cfg.widths`` (each cell all seeds), resumable
     under ``out``. Returns the tidy table: one row per size, width, seed, checkpoint and
-    method, with the accuracy on the training sub-dataset."""
+    method, with the accuracy on the training sub-dataset; ``only`` selects cells,
+    ``dry_run`` returns the plan instead. The data are loaded only when a cell is computed,
+    so a finished run, or a plan, needs none."""
     device = torch.device(device or "cpu")
-    X_all, labels = load_data(cfg)
+    data = functools.cache(lambda: load_data(cfg))
     cells = [{**cfg.cell_params(), "size": size, "N": N}
              for N in cfg.widths for size in cfg.sizes]
 
@@ -111,8 +133,9 @@ def run_fig1(cfg, *, out, device=None, name: str = NAME) -> pd.DataFrame:
         df.insert(0, "size", cell["size"])
         return df
 
-    return run_cells(name, cfg, cells, lambda cell: train_cell(cfg, X_all, labels, cell, device),
-                     to_rows, out=out, device=device)
+    return run_cells(name, cfg, cells, lambda cell: train_cell(cfg, *data(), cell, device),
+                     to_rows, out=out, device=device, only=only, dry_run=dry_run,
+                     work=lambda cell: cell_work(cfg, cell))
 
 
 def red_line(table: pd.DataFrame) -> pd.DataFrame:

@@ -19,7 +19,7 @@ from labkit.bounds import diameter
 from labkit.data import teacher_student
 from labkit.gfs import greedy_forward_selection
 from labkit.model import TwoLayerNet
-from labkit.runner import run_cells
+from labkit.runner import run_cells, step_bar
 from labkit.store import code_digest
 
 EXPERIMENT = "threshold"
@@ -80,25 +80,38 @@ def run_cell(cfg, m: int, N: int, device=None) -> dict:
     X, y, W, b = (torch.stack([p[i] for p in parts]).to(device) for i in range(4))
     svals = [_singular_values(X[j], W[j]) for j in range(len(cfg.seeds))]
     rows, t, dense_history = [], 0, []
-    for target in cfg.checkpoints:
-        hist = train_batched(X, y, W, b, steps=target - t, lr=cfg.lr)
-        dense_history.append(hist[-1].tolist())
-        t = target
-        for j, seed in enumerate(cfg.seeds):
-            Phi = b[j, :, None] * torch.tanh(W[j] @ X[j].T)  # (N, m), as TwoLayerNet
-            res = greedy_forward_selection(Phi, y[j], cfg.k)
-            D, _ = diameter(Phi)
-            rows.append({"t": t, "seed": seed, "dense_loss": float(hist[-1, j]),
-                         "pruned_loss": float(res.losses[-1]), "loss_z1": float(res.losses[0]),
-                         "D2_over_m": D**2 / m})
+    with step_bar(cfg.checkpoints[-1], f"m={m} N={N}: pre-training") as bar:
+        for target in cfg.checkpoints:
+            hist = train_batched(X, y, W, b, steps=target - t, lr=cfg.lr)
+            dense_history.append(hist[-1].tolist())
+            bar.update(target - t)
+            t = target
+            for j, seed in enumerate(cfg.seeds):
+                Phi = b[j, :, None] * torch.tanh(W[j] @ X[j].T)  # (N, m), as TwoLayerNet
+                res = greedy_forward_selection(Phi, y[j], cfg.k)
+                D, _ = diameter(Phi)
+                rows.append({"t": t, "seed": seed, "dense_loss": float(hist[-1, j]),
+                             "pruned_loss": float(res.losses[-1]),
+                             "loss_z1": float(res.losses[0]), "D2_over_m": D**2 / m})
     return {"rows": rows,
             "sigma_min": [s[0] for s in svals], "sigma_max": [s[1] for s in svals]}
 
 
-def run_threshold(cfg, *, out, device=None) -> pd.DataFrame:
+def cell_work(cfg, cell: dict) -> float:
+    """Floating-point operations of one cell, roughly (``--dry-run``'s estimate): full-batch
+    GD on every seed (forward and backward, ``6 m N d`` per step) and GFS at every checkpoint
+    (``2 N m`` per selected neuron)."""
+    m, N, S = cell["m"], cell["N"], len(cfg.seeds)
+    train = 6 * m * N * cfg.d * cfg.checkpoints[-1]
+    return S * (train + len(cfg.checkpoints) * 2 * cfg.k * N * m)
+
+
+def run_threshold(cfg, *, out, device=None, only: dict | None = None,
+                  dry_run: bool = False) -> pd.DataFrame:
     """The whole sweep over ``cfg.m_values x cfg.widths``, resumable under ``out`` (see
     :func:`labkit.runner.run_cells`: finished cells are reused, and ``results.csv`` and
-    ``manifest.json`` are written). Returns a tidy table: one row per ``(m, N, seed, t)``."""
+    ``manifest.json`` are rewritten after each). Returns a tidy table: one row per
+    ``(m, N, seed, t)``; ``only`` selects cells, ``dry_run`` returns the plan instead."""
     device = torch.device(device or "cpu")
     cells = [{**cfg.cell_params(m, N), "code": CODE_DIGEST}
              for N in cfg.widths for m in cfg.m_values]
@@ -115,7 +128,8 @@ def run_threshold(cfg, *, out, device=None) -> pd.DataFrame:
 
     return run_cells(EXPERIMENT, cfg, cells,
                      lambda cell: run_cell(cfg, cell["m"], cell["N"], device), to_rows,
-                     out=out, device=device)
+                     out=out, device=device, only=only, dry_run=dry_run,
+                     work=lambda cell: cell_work(cfg, cell))
 
 
 def thresholds(df: pd.DataFrame, eps: float) -> pd.DataFrame:

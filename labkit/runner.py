@@ -3,11 +3,16 @@ results table and a manifest (chapters 4 and 6, and ``python -m labkit run``).
 
 A run writes into ``<out>/<experiment>/``: one checksummed JSON per finished cell (under
 ``cells/``), ``results.csv`` (the tidy table) and ``manifest.json`` (git revision, device,
-library versions, wall time, seeds, config). A killed run restarts and skips finished cells.
+library versions, wall time, seeds, config, how many cells are done). Both files are
+rewritten atomically after every finished cell, so a killed run leaves a table of every
+cell it finished; rerun, it skips them. ``only`` runs a subset of the cells and
+``dry_run`` lists them with a cost estimate instead (:func:`plan`).
 """
 
 from __future__ import annotations
 
+import ast
+import contextlib
 import dataclasses
 import json
 import os
@@ -22,11 +27,47 @@ import torch
 
 from labkit.store import ResultStore
 
+PROGRESS_ENV = "LABKIT_PROGRESS"  # 1 / 0: progress bars on / off, whatever else holds
+# seconds per unit of a cell's work (FLOPs) before any cell of the run has been timed: an
+# order of magnitude only, said so wherever it is used
+NOMINAL_FLOPS = {"cpu": 2e10, "cuda": 2e12}
+
+
+def _in_notebook() -> bool:
+    shell = sys.modules.get("IPython")
+    shell = shell.get_ipython() if shell is not None else None
+    return type(shell).__name__ == "ZMQInteractiveShell"
+
 
 def progress_enabled() -> bool:
-    """tqdm bars only for a person at a terminal: never under CI or pytest."""
-    return not (os.environ.get("CI") or "PYTEST_CURRENT_TEST" in os.environ
-                or not sys.stderr.isatty())
+    """Progress bars for a person: at a terminal or in a Jupyter kernel (``tqdm.auto``
+    draws a widget there); never under CI, pytest or nbval (whose references would hold
+    them; the test configuration sets ``$LABKIT_PROGRESS=0`` for the kernels it starts).
+    ``$LABKIT_PROGRESS`` (1 or 0), when set, decides alone."""
+    flag = os.environ.get(PROGRESS_ENV)
+    if flag is not None:
+        return flag.strip().lower() not in ("", "0", "false", "no", "off")
+    if os.environ.get("CI") or "PYTEST_CURRENT_TEST" in os.environ:
+        return False
+    return sys.stderr.isatty() or _in_notebook()
+
+
+class _NoBar:
+    def update(self, n: int = 1) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def step_bar(total: int, desc: str, unit: str = "it"):
+    """A progress bar inside one cell (pre-training iterations, say), below the bar over
+    cells, gone when the cell ends; a no-op object when bars are off."""
+    if not progress_enabled() or total <= 0:
+        yield _NoBar()
+        return
+    from tqdm.auto import tqdm
+
+    with tqdm(total=total, desc=desc, unit=unit, leave=False, position=1) as bar:
+        yield bar
 
 
 def git_revision() -> str:
@@ -52,35 +93,139 @@ def manifest(cfg, device, wall_s: float, computed: int, reused: int) -> dict:
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(text)
-    os.replace(tmp, path)
+    os.replace(tmp, path)  # readers see the old file or the new one, never half of one
+
+
+def parse_only(items) -> dict:
+    """``["m=10,20", "N=200"]`` (the CLI's ``--only``) -> ``{"m": [10, 20], "N": [200]}``;
+    values are Python literals where they parse as one, else strings."""
+    only = {}
+    for item in items or ():
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip() or not text.strip():
+            raise ValueError(f"--only: expected FIELD=VALUE[,VALUE...], got {item!r}")
+        only.setdefault(key.strip(), []).extend(_literal(v) for v in text.split(","))
+    return only
+
+
+def _literal(text: str):
+    try:
+        return ast.literal_eval(text.strip())
+    except (ValueError, SyntaxError):
+        return text.strip()
+
+
+def select_cells(cells: list[dict], only: dict | None) -> list[dict]:
+    """The cells whose parameters take one of the listed values for every key of ``only``
+    (``None`` or empty: all). An unknown key, or a selection matching nothing, is an error
+    naming what exists."""
+    if not only:
+        return list(cells)
+    keys = sorted({k for c in cells for k in c})
+    for key in only:
+        if key not in keys:
+            raise ValueError(f"--only: {key!r} is not a cell parameter; allowed: "
+                             f"{', '.join(keys)}")
+    chosen = [c for c in cells if all(c[k] in v for k, v in only.items())]
+    if not chosen:
+        values = {k: _distinct(c[k] for c in cells) for k in only}
+        raise ValueError("--only: no cell matches " + ", ".join(
+            f"{k} in {v}" for k, v in only.items()) + "; the cells have " + "; ".join(
+            f"{k}: {', '.join(vals)}" for k, vals in values.items()))
+    return chosen
+
+
+def _distinct(values) -> list[str]:
+    found = {json.dumps(v, sort_keys=True): v for v in values}
+    try:
+        ordered = sorted(found.values())
+    except TypeError:  # mixed types: keep the cells' order
+        ordered = list(found.values())
+    return [repr(v) for v in ordered]
+
+
+def _varying(cells: list[dict]) -> list[str]:
+    """The parameters that tell the cells apart (the rest is the same in every cell)."""
+    keys = list(dict.fromkeys(k for c in cells for k in c))
+    return [k for k in keys if len({json.dumps(c.get(k), sort_keys=True) for c in cells}) > 1]
+
+
+def _label(cell: dict, keys) -> str:
+    return " ".join(f"{k}={cell[k]}" for k in keys) or "the cell"
+
+
+def plan(name: str, cells: list[dict], *, store: ResultStore, work, device) -> pd.DataFrame:
+    """What a run would do, computing nothing: one row per cell with the parameters that
+    vary, whether it is ``done`` (its seconds as measured) or still ``todo``, its work
+    (``work(cell)``, floating-point operations, an estimate) and the estimated seconds: the
+    work times this run's measured seconds per operation where some cells were timed, else
+    an assumed nominal rate (:data:`NOMINAL_FLOPS`; the column ``basis`` says which)."""
+    keys = _varying(cells)
+    rows = []
+    for cell in cells:
+        seconds = store.seconds(name, cell)
+        done = store.load(name, cell) is not None
+        rows.append({**{k: cell[k] for k in keys}, "status": "done" if done else "todo",
+                     "work_gflop": work(cell) / 1e9 if work else float("nan"),
+                     "seconds": seconds if done else float("nan")})
+    table = pd.DataFrame(rows)
+    timed = table[(table["status"] == "done") & table["seconds"].notna()]
+    if len(timed) and timed["work_gflop"].sum() > 0:
+        rate, basis = timed["work_gflop"].sum() * 1e9 / timed["seconds"].sum(), "measured"
+    else:
+        rate, basis = NOMINAL_FLOPS.get(torch.device(device).type, NOMINAL_FLOPS["cpu"]), \
+            "assumed"
+    table["est_s"] = table["work_gflop"] * 1e9 / rate
+    table.loc[table["status"] == "done", "est_s"] = 0.0
+    table["basis"] = basis
+    return table
 
 
 def run_cells(name: str, cfg, cells, compute, to_rows, *, out: str | os.PathLike,
-              device, shared: str | None = None) -> pd.DataFrame:
+              device, shared: str | None = None, only: dict | None = None,
+              dry_run: bool = False, work=None) -> pd.DataFrame:
     """Run every cell (a dict of parameters) of an experiment: ``compute(cell)`` returns a
     JSON-ready payload, ``to_rows(cell, payload)`` the cell's rows of the tidy table. Finished
-    cells are read back from ``out``; results and manifest are written at the end. Runs
-    naming the same ``shared`` store (e.g. Tables 1 and 2) reuse each other's cells."""
-    root = Path(out) / name
+    cells are read back from ``out``; ``results.csv`` and ``manifest.json`` are rewritten
+    after every cell. Runs naming the same ``shared`` store (e.g. Tables 1 and 2) reuse each
+    other's cells. ``only`` selects cells (:func:`select_cells`); ``dry_run`` returns
+    :func:`plan` (``work(cell)``: the cell's estimated floating-point operations)."""
+    root, device = Path(out) / name, torch.device(device)
     store = ResultStore(Path(out) / shared / "cells" if shared else root / "cells")
+    key = shared or name
+    cells = select_cells(list(cells), only)
+    if dry_run:
+        return plan(key, cells, store=store, work=work, device=device)
+    keys = _varying(cells)
     start, computed, frames = time.perf_counter(), 0, []
-    iterator = cells
+    bar = None
     if progress_enabled():
         from tqdm.auto import tqdm
 
-        iterator = tqdm(cells, desc=name)
-    for cell in iterator:
-        payload, fresh = store.get_or_compute(shared or name, cell, lambda cell=cell: compute(cell))
-        computed += fresh
-        frames.append(to_rows(cell, payload))
-    table = pd.concat(frames, ignore_index=True)
-    root.mkdir(parents=True, exist_ok=True)
-    _atomic_write(root / "results.csv", table.to_csv(index=False))
-    info = manifest(cfg, device, time.perf_counter() - start, computed, len(cells) - computed)
-    _atomic_write(root / "manifest.json", json.dumps(info, indent=2))
-    return table
+        bar = tqdm(total=len(cells), desc=name, unit="cell")
+    try:
+        for n, cell in enumerate(cells):
+            if bar is not None:
+                bar.set_postfix_str(_label(cell, keys))
+            payload, fresh = store.get_or_compute(key, cell, lambda cell=cell: compute(cell))
+            computed += fresh
+            frames.append(to_rows(cell, payload))
+            root.mkdir(parents=True, exist_ok=True)
+            _atomic_write(root / "results.csv",
+                          pd.concat(frames, ignore_index=True).to_csv(index=False))
+            info = manifest(cfg, device, time.perf_counter() - start, computed,
+                            n + 1 - computed)
+            info.update(cells_done=n + 1, cells_total=len(cells), complete=n + 1 == len(cells),
+                        only=only or None)
+            _atomic_write(root / "manifest.json", json.dumps(info, indent=2))
+            if bar is not None:
+                bar.update()
+    finally:
+        if bar is not None:
+            bar.close()
+    return pd.concat(frames, ignore_index=True)
 
 
 ARCHIVE = Path(__file__).resolve().parent.parent / "results" / "archive"

@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import tempfile
+import time
 from pathlib import Path
 
 SCHEMA_VERSION = 1
@@ -64,12 +65,23 @@ class ResultStore:
             return None
         return payload if ok else None
 
-    def save(self, experiment: str, params: dict, payload) -> Path:
+    def seconds(self, experiment: str, params: dict) -> float | None:
+        """How long the stored cell took to compute (``None``: unknown, or not stored)."""
+        try:
+            value = json.loads(self.path(experiment, params).read_text()).get("seconds")
+        except (OSError, ValueError, AttributeError):
+            return None
+        return float(value) if isinstance(value, (int, float)) else None
+
+    def save(self, experiment: str, params: dict, payload, seconds: float | None = None
+             ) -> Path:
         path = self.path(experiment, params)
         path.parent.mkdir(parents=True, exist_ok=True)
         record = {"schema": SCHEMA_VERSION, "experiment": experiment, "params": params,
                   "sha256": hashlib.sha256(_blob(payload).encode()).hexdigest(),
                   "payload": payload}
+        if seconds is not None:  # for cost estimates (labkit.runner.plan); not checksummed
+            record["seconds"] = round(seconds, 3)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
         os.fchmod(fd, 0o644)  # mkstemp makes 0600; results are for the whole group to read
         try:
@@ -89,6 +101,7 @@ class ResultStore:
         payload = self.load(experiment, params)
         if payload is not None:
             return payload, False
+        start = time.perf_counter()
         payload = compute()
-        self.save(experiment, params, payload)
+        self.save(experiment, params, payload, seconds=time.perf_counter() - start)
         return payload, True

@@ -18,6 +18,7 @@ checkpoint), run through :func:`labkit.runner.run_cells`.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -34,7 +35,7 @@ from labkit.channel_gfs import kept_fraction, prune_network
 from labkit.config import DEEP_SOURCES as SOURCES
 from labkit.data import balanced_subset, load_mnist
 from labkit.deepnets import build, count_flops, count_params, shrink
-from labkit.runner import run_cells
+from labkit.runner import run_cells, step_bar
 
 CIFAR_ENV, IMAGENET_ENV = "LABKIT_CIFAR_DIR", "LABKIT_IMAGENET_DIR"
 _CIFAR_MEAN, _CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
@@ -163,23 +164,29 @@ def cosine_lr(lr: float, t: int, total: int) -> float:
 
 
 def sgd(model, data: Images, pool, *, start: int, stop: int, total: int, lr: float,
-        cfg, seed: int, device, opt: torch.optim.Optimizer | None = None):
+        cfg, seed: int, device, opt: torch.optim.Optimizer | None = None,
+        desc: str = "SGD"):
     """SGD with momentum and weight decay, cosine schedule over ``total`` iterations,
-    running iterations ``start..stop-1``. Returns the optimizer (its momentum is state)."""
+    running iterations ``start..stop-1`` (a progress bar named ``desc`` when bars are on).
+    Returns the optimizer (its momentum is state)."""
     opt = opt or torch.optim.SGD(model.parameters(), lr=lr, momentum=cfg.momentum,
                                  weight_decay=cfg.weight_decay)
     model.train()
-    for t, (x, y) in enumerate(batches(data, pool, cfg.batch_size, seed, start, stop,
-                                       device=device, workers=cfg.workers), start):
-        for group in opt.param_groups:
-            group["lr"] = cosine_lr(lr, t, total)
-        torch.manual_seed(seed * 1_000_003 + t)  # dropout (MobileNetV2): exact on resume
-        loss = F.cross_entropy(model(x), y)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"training: non-finite loss at iteration {t} (lr={lr})")
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+    loader = batches(data, pool, cfg.batch_size, seed, start, stop, device=device,
+                     workers=cfg.workers)
+    with step_bar(stop - start, desc) as bar:
+        for t, (x, y) in enumerate(loader, start):
+            for group in opt.param_groups:
+                group["lr"] = cosine_lr(lr, t, total)
+            torch.manual_seed(seed * 1_000_003 + t)  # dropout (MobileNetV2): exact on resume
+            loss = F.cross_entropy(model(x), y)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"training: non-finite loss at iteration {t} "
+                                         f"(lr={lr})")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            bar.update()
     return opt
 
 
@@ -226,7 +233,8 @@ def pretrained(cfg, data: Images, arch: str, width: float, size: int, t: int, *,
     pool = subset(cfg, data, size)
     for stop in [c for c in cfg.checkpoints if start < c <= t]:
         opt = sgd(model, data, pool, start=start, stop=stop, total=cfg.checkpoints[-1],
-                  lr=cfg.lr, cfg=cfg, seed=cfg.seed, device=device, opt=opt)
+                  lr=cfg.lr, cfg=cfg, seed=cfg.seed, device=device, opt=opt,
+                  desc=f"{arch} size={size}: pre-training to t={stop}")
         _atomic_save({"model": model.state_dict(), "opt": opt.state_dict(), "t": stop},
                      folder / f"t{stop}.pt")
         start = stop
@@ -268,7 +276,7 @@ def prune_cell(cfg, data: Images, cell: dict, *, root: Path, device) -> dict:
     pruned_acc = accuracy(model, data.test, device, workers=cfg.workers)
     if cfg.finetune_iters:
         sgd(model, data, pool, start=0, stop=cfg.finetune_iters, total=cfg.finetune_iters,
-            lr=cfg.finetune_lr, cfg=cfg, seed=step_seed + 2, device=device)
+            lr=cfg.finetune_lr, cfg=cfg, seed=step_seed + 2, device=device, desc="fine-tuning")
     small = shrink(model)
     dense = build(arch, num_classes=data.num_classes, in_channels=data.in_channels,
                   width=width, small_input=data.small_input)
@@ -284,13 +292,39 @@ COLUMNS = ["dense_acc", "pruned_acc", "finetuned_acc", "flops", "dense_flops", "
            "dense_params", "kept_channels"]
 
 
-def run_table(cfg, *, out, device=None, name: str = "table1", data: Images | None = None
-              ) -> pd.DataFrame:
+# what --dry-run needs of a dataset without loading it: (channels, side, classes, small_input)
+_SHAPES = {"mnist32": (1, 32, 10, True), "cifar10": (3, 32, 10, True),
+           "imagenet": (3, 224, 1000, False)}
+
+
+@functools.cache
+def _forward_flops(source: str, arch: str, width: float) -> int:
+    channels, side, classes, small = _SHAPES[source]
+    model = build(arch, num_classes=classes, in_channels=channels, width=width,
+                  small_input=small)
+    return count_flops(model, (channels, side, side))
+
+
+def cell_work(cfg, cell: dict, first: bool) -> float:
+    """Floating-point operations of one cell, roughly (``--dry-run``'s estimate): SGD
+    (``3 x`` a forward pass per example) from the previous checkpoint to ``t`` if this is
+    the first cell to need that checkpoint (``first``), and the fine-tuning. The pruning
+    itself (candidate evaluations) is not counted."""
+    flops = _forward_flops(cfg.source, cell["arch"], cell["width"])
+    earlier = [c for c in (0, *cfg.checkpoints) if c < cell["t"]]
+    train = (cell["t"] - max(earlier)) if first else 0
+    return 3 * flops * cfg.batch_size * (train + cfg.finetune_iters)
+
+
+def run_table(cfg, *, out, device=None, name: str = "table1", data: Images | None = None,
+              only: dict | None = None, dry_run: bool = False) -> pd.DataFrame:
     """Every (arch, size, eps, checkpoint) cell of ``cfg``, resumable under ``out``. Returns
     one row per cell with dense, pruned and fine-tuned test accuracy, FLOPs and parameters
-    (of the physically smaller network) and the fraction of channels kept."""
+    (of the physically smaller network) and the fraction of channels kept; ``only`` selects
+    cells, ``dry_run`` returns the plan instead. The data are loaded only when a cell is
+    computed, so a finished run, or a plan, needs none."""
     device = torch.device(device or "cpu")
-    data = data or load_images(cfg.source)
+    images = functools.cache(lambda: data or load_images(cfg.source))
     root = Path(out) / "deep" / "checkpoints"
     cells = [{**cfg.cell_params(), "arch": arch, "width": width, "size": size, "eps": eps,
               "t": t}
@@ -301,9 +335,19 @@ def run_table(cfg, *, out, device=None, name: str = "table1", data: Images | Non
         row = {k: cell[k] for k in ("arch", "size", "eps", "t")}
         return pd.DataFrame([{**row, **{k: payload[k] for k in COLUMNS}}])
 
+    firsts = {}  # the first cell of each pre-training run and checkpoint trains to it
+    for n, c in enumerate(cells):
+        firsts.setdefault((c["arch"], c["width"], c["size"], c["t"]), n)
+
+    def work(cell):
+        n = cells.index(cell)
+        return cell_work(cfg, cell, first=firsts[(cell["arch"], cell["width"], cell["size"],
+                                                  cell["t"])] == n)
+
     return run_cells(name, cfg, cells,
-                     lambda cell: prune_cell(cfg, data, cell, root=root, device=device),
-                     to_rows, out=out, device=device, shared="deep")
+                     lambda cell: prune_cell(cfg, images(), cell, root=root, device=device),
+                     to_rows, out=out, device=device, shared="deep", only=only,
+                     dry_run=dry_run, work=work)
 
 
 # The paper's numbers (TEXT, Appendix E), test accuracy in percent.

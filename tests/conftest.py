@@ -9,7 +9,9 @@ process's environment is set here, before any test module loads NumPy or PyTorch
 - the CPU pins (``labkit.cpu_pins``): the kernels nbval starts, and this process, use the
   same vectorized kernels and thread count on every machine, so the stored outputs match;
 - a fresh, empty results folder (``LABKIT_RESULTS``): chapters 4, 6 and 7 reuse stored
-  cells, and a check that read cells from an earlier run would compare nothing.
+  cells, and a check that read cells from an earlier run would compare nothing;
+- no progress bars (``LABKIT_PROGRESS=0``): a kernel would draw them as widgets, which the
+  stored outputs do not hold.
 """
 
 import atexit
@@ -18,6 +20,7 @@ import shutil
 import tempfile
 
 os.environ["LABKIT_MODE"] = "quick"
+os.environ["LABKIT_PROGRESS"] = "0"
 os.environ["LABKIT_RESULTS"] = tempfile.mkdtemp(prefix="labkit-results-")
 atexit.register(shutil.rmtree, os.environ["LABKIT_RESULTS"], ignore_errors=True)
 

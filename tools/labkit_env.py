@@ -25,9 +25,10 @@ def cpu_pins():
 
 def set_kernel_env(mode: str, results: str | None = None) -> None:
     """Set, in this process's environment (which every kernel it starts inherits): the mode,
-    the CPU pins (quick mode; nothing when ``LABKIT_PIN_CPU=0``) and, if given, the results
-    folder."""
+    the CPU pins (quick mode; nothing when ``LABKIT_PIN_CPU=0``), no progress bars (stored
+    outputs and the built pages hold none) and, if given, the results folder."""
     os.environ["LABKIT_MODE"] = mode
+    os.environ["LABKIT_PROGRESS"] = "0"
     cpu_pins().apply()
     if results is not None:
         os.environ["LABKIT_RESULTS"] = results
