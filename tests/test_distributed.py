@@ -232,6 +232,17 @@ def test_deadline_stops_every_rank(fault):
 # ------------------------------------------------------------------------- command line
 
 
+def test_import_labkit_loads_no_distributed_machinery():
+    """``import labkit`` leaves labkit.distributed and torch's elastic launcher unloaded
+    (torch itself always imports ``torch.distributed``'s core)."""
+    code = ("import sys, labkit; print(sorted(m for m in sys.modules if m.startswith("
+            "('labkit.distributed', 'torch.distributed.elastic', 'torch.distributed.run'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "[]", out
+    assert hasattr(labkit, "spawn_gfs")  # loaded on first use
+
+
 def test_torchrun_cli_matches_centralized(tmp_path):
     rng = np.random.default_rng(5)
     Phi = rng.normal(size=(11, 7))  # P = 2: rows [0, 6) and [6, 11)
