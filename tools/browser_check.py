@@ -14,7 +14,17 @@ with Playwright driving Debian's Chromium (``apt-get install chromium``; never
   ``\\begin{``) left in text outside code;
 - the console shows an error, or a script throws.
 
-It also saves a full-page screenshot of each chapter page to ``_build/screenshots/``.
+With ``--reader`` it also checks what a reader sees (book design, section 10), naming the
+page and the element:
+
+- at 1280 px, no ``pre``, table, image or display-math element is wider than the article
+  column (nor scrolls inside itself: a code block whose lines run out of sight counts);
+- every content image sits in a numbered figure with a caption;
+- none of the stale phrases of :data:`STALE` appears;
+- at 400 px every image fits the column.
+
+It saves a full-page screenshot of every page at both widths to
+``_build/screenshots/{1280,400}/``.
 """
 
 from __future__ import annotations
@@ -34,6 +44,62 @@ CHROMIUM_ARGS = [
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]
 SKIP_DIRS = {"_static", "_sources", "_images", "_downloads"}
+WIDTHS = (1280, 400)
+# phrases of a book still being written, or of a story told on every page (issue 14)
+STALE = ("in preparation", "planned", "to be measured", "will be filled in",
+         "lost every equation", "to be written", "coming soon")
+
+# Runs in the page (at the current viewport width): what a reader cannot see or read.
+READER_PROBE = r"""
+(stale) => {
+  const article = document.querySelector('article.bd-article') || document.querySelector('main');
+  const style = getComputedStyle(article);
+  const left = article.getBoundingClientRect().left + parseFloat(style.paddingLeft);
+  const right = article.getBoundingClientRect().right - parseFloat(style.paddingRight);
+  const name = el => {
+    const text = (el.getAttribute('src') || el.getAttribute('alt') || el.textContent || '')
+      .trim().replace(/\s+/g, ' ').slice(0, 70);
+    const cls = el.className && typeof el.className === 'string'
+      ? '.' + el.className.trim().split(/\s+/)[0] : '';
+    return `<${el.tagName.toLowerCase()}${cls}> "${text}"`;
+  };
+  const visible = el => el.offsetParent !== null || el.getClientRects().length > 0;
+  const overflow = [];
+  const sel = 'pre, table, img, mjx-container[display="true"]';
+  for (const el of article.querySelectorAll(sel)) {
+    if (!visible(el)) continue;
+    const r = el.getBoundingClientRect();
+    if (r.width === 0) continue;
+    const inner = el.scrollWidth - el.clientWidth;
+    if (r.left < left - 1 || r.right > right + 1) {
+      overflow.push(`${name(el)} is ${Math.round(r.width)} px wide, the column ` +
+                    `${Math.round(right - left)} px`);
+      continue;
+    } else if (el.tagName !== 'IMG' && inner > 1) {
+      overflow.push(`${name(el)} hides ${inner} px of its content behind a scroll bar`);
+      continue;
+    }
+    // a scrolling wrapper (tables, outputs) hides what is wider than itself, too
+    const wrap = el.parentElement;
+    if (wrap && wrap !== article && wrap.scrollWidth - wrap.clientWidth > 1
+        && getComputedStyle(wrap).overflowX !== 'visible') {
+      overflow.push(`${name(el)} hides ${wrap.scrollWidth - wrap.clientWidth} px ` +
+                    `in its scrolling container`);
+    }
+  }
+  const uncaptioned = [];
+  for (const img of article.querySelectorAll('img')) {
+    const fig = img.closest('figure');
+    const cap = fig && fig.querySelector('figcaption');
+    if (!cap || !cap.querySelector('.caption-number') || cap.textContent.trim().length < 20) {
+      uncaptioned.push(name(img));
+    }
+  }
+  const text = article.innerText.toLowerCase();
+  const phrases = stale.filter(p => new RegExp('\\b' + p + '\\b').test(text));
+  return {overflow, uncaptioned, phrases, column: Math.round(right - left)};
+}
+"""
 
 # Runs in the page after load: wait for MathJax, then collect what a reader would miss.
 PAGE_PROBE = r"""
@@ -87,7 +153,24 @@ def book_pages(html: Path) -> list[Path]:
                   if not SKIP_DIRS.intersection(p.relative_to(html).parts))
 
 
-def check(html: Path, shots: Path) -> list[str]:
+def _shot_name(rel: str) -> str:
+    return rel.removesuffix(".html").replace("/", "__") + ".png"
+
+
+def reader_problems(page, width: int) -> list[str]:
+    """What :data:`READER_PROBE` finds at the page's current viewport ``width``."""
+    probe = page.evaluate(READER_PROBE, list(STALE))
+    if width == WIDTHS[0]:
+        found = [f"at {width} px: {o}" for o in probe["overflow"]]
+        found += [f"image without a numbered figure caption: {i}"
+                  for i in probe["uncaptioned"]]
+        found += [f"stale phrase: {p!r}" for p in probe["phrases"]]
+        return found
+    # narrow screens: only images must scale to the column (code may scroll)
+    return [f"at {width} px: {o}" for o in probe["overflow"] if o.startswith("<img")]
+
+
+def check(html: Path, shots: Path, reader: bool = False) -> list[str]:
     from playwright.sync_api import sync_playwright
 
     pages = book_pages(html)
@@ -138,8 +221,15 @@ def check(html: Path, shots: Path) -> list[str]:
                 found += [f"MathJax error: {e}" for e in probe["mjxErrors"]]
                 found += [f"raw TeX left in text: {t!r}" for t in probe["rawTex"]]
                 found += [f"image not loaded: {src}" for src in probe["badImages"]]
-                if rel.startswith("chapters/"):
-                    page.screenshot(path=str(shots / f"{path.stem}.png"), full_page=True)
+                for width in WIDTHS:
+                    if width != WIDTHS[0]:
+                        page.set_viewport_size({"width": width, "height": 900})
+                        page.wait_for_timeout(200)  # let the theme re-lay the page out
+                    if reader:
+                        found += reader_problems(page, width)
+                    (shots / str(width)).mkdir(parents=True, exist_ok=True)
+                    page.screenshot(path=str(shots / str(width) / _shot_name(rel)),
+                                    full_page=True)
                 print(f"browser_check: {rel}: {'OK' if not found else f'{len(found)} problem(s)'}"
                       f" (math typeset: {probe['mjx']})")
                 problems += [f"{rel}: {p}" for p in found]
@@ -154,12 +244,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Check the built book in headless Chromium.")
     parser.add_argument("--html", type=Path, default=ROOT / "_build" / "html")
     parser.add_argument("--screenshots", type=Path, default=ROOT / "_build" / "screenshots")
+    parser.add_argument("--reader", action="store_true",
+                        help="also check layout, figure captions and stale text (section 10)")
     args = parser.parse_args(argv)
     if not Path(CHROMIUM).is_file():
         print(f"browser_check: {CHROMIUM} not found; install it: apt-get install -y chromium",
               file=sys.stderr)
         return 1
-    problems = check(args.html.resolve(), args.screenshots.resolve())
+    problems = check(args.html.resolve(), args.screenshots.resolve(), reader=args.reader)
     for problem in problems:
         print(f"browser_check: FAIL {problem}", file=sys.stderr)
     print(f"browser_check: {len(book_pages(args.html))} pages, {len(problems)} problem(s)")
