@@ -21,6 +21,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import hashlib
+import html
 import json
 from dataclasses import dataclass
 
@@ -91,13 +92,27 @@ class _Config:
     def validate(self) -> None:
         """Experiment-specific checks (overridden)."""
 
+    def __repr__(self) -> str:
+        """One field per line, so that a printed config fits any column."""
+        lines = [f"    {f.name}={getattr(self, f.name)!r}," for f in dataclasses.fields(self)]
+        return "\n".join([f"{type(self).__name__}(", *lines, ")"])
+
+    def _repr_html_(self) -> str:
+        """A small table for notebooks and the book's pages: field and value pairs, three
+        to a row."""
+        cells = [f"<th>{f.name}</th><td>{html.escape(repr(getattr(self, f.name)))}</td>"
+                 for f in dataclasses.fields(self)]
+        rows = ["<tr>" + "".join(cells[i:i + 3]) + "</tr>" for i in range(0, len(cells), 3)]
+        return (f'<table class="labkit-config"><caption>{type(self).__name__}</caption>'
+                + "".join(rows) + "</table>")
+
     def digest(self) -> str:
         """Stable 12-hex-digit hash of the experiment name and all fields."""
         blob = json.dumps([type(self).__name__, dataclasses.asdict(self)], sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)  # _Config's repr: one field per line
 class PolytopeConfig(_Config):
     """Chapter 1: a network drawn in the plane of ``m = 2`` data points."""
 
@@ -129,7 +144,7 @@ class PolytopeConfig(_Config):
                              f"got {self.sweep_m!r}")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)  # _Config's repr: one field per line
 class GFSConfig(_Config):
     """Chapter 2: GFS on a pre-trained teacher-student network (tanh, squared loss)."""
 
@@ -159,7 +174,7 @@ class GFSConfig(_Config):
                              f"got {self.N_exhaustive}")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)  # _Config's repr: one field per line
 class Lemma1Config(_Config):
     """Chapter 3: Lemma 1 on pre-trained networks, Lemma 3 measured, Theorem 1's count."""
 
@@ -189,7 +204,7 @@ class Lemma1Config(_Config):
             raise ValueError(f"eps: must be positive, got {self.eps!r}")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)  # _Config's repr: one field per line
 class ThresholdConfig(_Config):
     """Chapter 4: the pre-training threshold ``T*(m)`` (Theorem 3), measured."""
 
@@ -224,7 +239,7 @@ class ThresholdConfig(_Config):
                 "checkpoints": list(self.checkpoints), "k": self.k, "dtype": self.dtype}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)  # _Config's repr: one field per line
 class RMTConfig(_Config):
     """Chapter 5: sigma_min and condition numbers of the initial feature matrix (App. C)."""
 
@@ -253,7 +268,7 @@ class RMTConfig(_Config):
             raise ValueError(f"reps: need at least 2 repetitions for error bars, got {self.reps}")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)  # _Config's repr: one field per line
 class Fig1Config(_Config):
     """Chapter 6: Figure 1 on binarized MNIST (Section 5)."""
 
@@ -296,7 +311,7 @@ DEEP_ARCHS = ("resnet34", "mobilenet_v2")
 DEEP_SOURCES = ("mnist32", "cifar10", "imagenet")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)  # _Config's repr: one field per line
 class DeepConfig(_Config):
     """Chapter 7: Tables 1-2 (Appendix E), channel GFS on ResNet34 and MobileNetV2.
     ``sizes``: class-balanced training sub-datasets (0 = all); ``checkpoints``: pre-training
@@ -355,7 +370,7 @@ class DeepConfig(_Config):
                 "code": code_digest("deepnets.py", "channel_gfs.py", "tables.py", "data.py")}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)  # _Config's repr: one field per line
 class DistributedConfig(_Config):
     """Chapter 8: distributed GFS (Appendix D, Algorithm 2) on ``torch.distributed``.
 

@@ -148,3 +148,16 @@ def test_seed_everything():
     assert torch.equal(torch.rand(2, generator=g), torch.rand(2, generator=g2))
     with pytest.raises(ValueError, match=r"\bseed\b"):
         labkit.seed_everything(-1)
+
+
+@pytest.mark.parametrize("name", sorted(config.PRESETS))
+def test_repr_is_one_field_per_line_and_round_trips(name):
+    """What a chapter displays: one field per line (fits any column), and still a valid
+    constructor call that rebuilds the same config."""
+    cfg = config.get(name)
+    text = repr(cfg)
+    lines = text.splitlines()
+    assert len(lines) == len(dataclasses.fields(cfg)) + 2 and max(map(len, lines)) <= 88
+    assert eval(text, vars(config)) == cfg  # noqa: S307 - our own repr
+    table = cfg._repr_html_()
+    assert all(f"<th>{f.name}</th>" in table for f in dataclasses.fields(cfg))

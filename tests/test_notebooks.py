@@ -101,3 +101,17 @@ def test_reference_notebook_matches_chapter(chapter):
             f"chapters/{chapter.name} (first difference at cell {first}; "
             f"{len(stored)} vs {len(expected)} cells). Re-execute it with: "
             f"{REFRESH} {chapter.stem}", pytrace=False)
+
+
+CODE_WIDTH = 88  # characters: what the article column shows without a scroll bar
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=_ids(CHAPTERS))
+def test_code_cells_fit_the_column(chapter):
+    """Code cells are read on the page, so they stay within 88 characters (ruff allows
+    100 in the library; markdown cells may hold longer display math)."""
+    nb = jupytext.read(chapter)
+    long = [f"cell {n}: {line[:60]}... ({len(line)} characters)"
+            for n, cell in enumerate(nb.cells) if cell.cell_type == "code"
+            for line in cell.source.splitlines() if len(line) > CODE_WIDTH]
+    assert not long, f"{chapter.name}: lines over {CODE_WIDTH} characters:\n" + "\n".join(long)

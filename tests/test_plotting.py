@@ -1,0 +1,252 @@
+"""Every figure function of labkit.plotting against the house style (book design, section 10),
+measured on the drawn figure in display coordinates:
+
+- the saved image (``bbox_inches="tight"``, as the notebook and the page store it) fits the
+  article column, so the page shows it at its natural size;
+- every visible text is at least 10 pt at that size;
+- at most two panels per row;
+- no legend's box contains a plotted data point (markers, line vertices, error-bar ends);
+- every axis has at least three labelled ticks.
+
+``LABKIT_FIGURES_DIR=DIR`` saves each tested figure there, to look at.
+
+The inputs are small real runs of the experiments (a few seconds in all) where that is
+cheap, and small tables of the right shape otherwise. ``test_checker_catches`` shows that
+each rule fails on a figure that breaks it.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from matplotlib.image import imread  # noqa: E402
+
+import labkit as lk  # noqa: E402
+from labkit import config  # noqa: E402
+from labkit import plotting as P  # noqa: E402
+
+# ------------------------------------------------------------------------------ the checker
+
+
+def _points(ax) -> np.ndarray:
+    """Display coordinates of everything plotted in ``ax`` that a legend could hide."""
+    pts = []
+    for line in ax.get_lines():
+        if line.get_visible() and len(line.get_xydata()):
+            pts.append(line.get_transform().transform(line.get_xydata()))
+    for coll in ax.collections:
+        offsets = coll.get_offsets()
+        if len(offsets):
+            pts.append(coll.get_offset_transform().transform(offsets))
+        for path in coll.get_paths():  # error bars: segments
+            if len(path.vertices) <= 4:
+                pts.append(coll.get_transform().transform(path.vertices))
+    pts = [p for p in pts if len(p)]
+    if not pts:
+        return np.empty((0, 2))
+    pts = np.concatenate(pts)
+    pts = pts[np.isfinite(pts).all(1)]
+    box = ax.get_window_extent()
+    inside = ((pts[:, 0] >= box.x0) & (pts[:, 0] <= box.x1)
+              & (pts[:, 1] >= box.y0) & (pts[:, 1] <= box.y1))
+    return pts[inside]  # outside the axes a point is clipped, not drawn
+
+
+def _panel_rows(fig) -> list[int]:
+    """Number of panels in each row (axes whose vertical extents overlap)."""
+    axes = [ax for ax in fig.axes if ax.get_visible() and ax.get_label() != "<colorbar>"]
+    rows: list[list] = []
+    for ax in sorted(axes, key=lambda a: -a.get_position().y1):
+        pos = ax.get_position()
+        for row in rows:
+            other = row[0].get_position()
+            if min(pos.y1, other.y1) - max(pos.y0, other.y0) > 0.5 * pos.height:
+                row.append(ax)
+                break
+        else:
+            rows.append([ax])
+    return [len(r) for r in rows]
+
+
+def house_style_problems(fig) -> list[str]:
+    problems = []
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", bbox_inches="tight")  # as the inline backend stores it
+    buf.seek(0)
+    width = imread(buf).shape[1]
+    if width > P.COLUMN_PX:
+        problems.append(f"saved image {width} px wide, the column holds {P.COLUMN_PX}")
+    scale = min(1.0, P.COLUMN_PX / width)  # the page shrinks a wider image
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    for text in fig.findobj(matplotlib.text.Text):
+        if text.get_visible() and text.get_text().strip() and text.get_figure() is fig:
+            shown = text.get_fontsize() * fig.dpi / 96 * scale  # CSS points on the page
+            if shown < P.MIN_FONT_PT - 1e-9:
+                problems.append(f"text {text.get_text()[:30]!r} at {shown:.1f} pt")
+    if max(_panel_rows(fig), default=0) > 2:
+        problems.append(f"panels per row: {_panel_rows(fig)}")
+    legends = [*fig.legends, *(ax.get_legend() for ax in fig.axes if ax.get_legend())]
+    for legend in legends:
+        box = legend.get_window_extent(renderer)
+        for ax in fig.axes:
+            pts = _points(ax)
+            hit = ((pts[:, 0] > box.x0) & (pts[:, 0] < box.x1)
+                   & (pts[:, 1] > box.y0) & (pts[:, 1] < box.y1))
+            if hit.any():
+                problems.append(f"legend covers {int(hit.sum())} data points of "
+                                f"{ax.get_title()!r}")
+    for ax in fig.axes:
+        for name, axis in (("x", ax.xaxis), ("y", ax.yaxis)):
+            if not axis.get_visible() or not ax.axison:
+                continue
+            lo, hi = sorted(ax.get_xlim() if name == "x" else ax.get_ylim())
+            labelled = [t for t in axis.get_major_ticks()
+                        if lo <= t.get_loc() <= hi and t.label1.get_visible()
+                        and t.label1.get_text().strip()]
+            shared = (ax.get_shared_x_axes() if name == "x" else ax.get_shared_y_axes())
+            if len(labelled) < 3 and len(shared.get_siblings(ax)) == 1:
+                problems.append(f"{ax.get_title()!r}: {name} axis has {len(labelled)} "
+                                "labelled ticks")
+    return problems
+
+
+# ------------------------------------------------------------------------------ the inputs
+
+
+@pytest.fixture(scope="module")
+def threshold_run(tmp_path_factory):
+    cfg = config.get("threshold", m_values=(10, 20, 40), widths=(30, 40), seeds=(0, 1),
+                     checkpoints=(0, 20, 50, 100), k=8, n_boot=50)
+    df = lk.run_threshold(cfg, out=tmp_path_factory.mktemp("thr"))
+    T = lk.thresholds(df, 1e-2)
+    # a summary with thresholds that grow like log m, so that both fits exist and the
+    # a + b log m one is negative at the smallest m (it must not be drawn there)
+    m = np.array([10, 20, 40, 80, 160])
+    summary = pd.DataFrame([{"m": mm, "N": N, "T_mean": 40 * np.log(mm / 12) + 5 * (N == 40),
+                             "T_lo": 0.0, "T_hi": 0.0, "kappa": 2 * mm**0.5, "rate": 1 / mm}
+                            for N in (30, 40) for mm in m])
+    summary["T_mean"] = summary["T_mean"].clip(lower=0)
+    summary["T_lo"], summary["T_hi"] = (summary["T_mean"] - 5).clip(lower=0), summary["T_mean"] + 5
+    fits = {N: lk.fit_growth(g["m"], g["T_mean"]) for N, g in summary.groupby("N")}
+    return df, T, summary, fits
+
+
+@pytest.fixture(scope="module")
+def fig1_run(tmp_path_factory):
+    cfg = config.get("fig1", sizes=(40, 80), widths=(12, 20), seeds=(0, 1), k=6,
+                     batch_size=16, checkpoints=(0, 5, 15))
+    table = lk.run_fig1(cfg, out=tmp_path_factory.mktemp("fig1"))
+    return table, lk.red_line(table)
+
+
+def _bounds():
+    X, y = lk.teacher_student(30, 4, seed=0)
+    net = lk.TwoLayerNet(4, 20, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        Phi = net.neuron_outputs(X)
+    return {"t = 0": lk.lemma1_bound(Phi, y, 40), "t = 0 again": lk.lemma1_bound(Phi, y, 40)}
+
+
+def _deep_table():
+    rows = [{"arch": arch, "size": size, "t": t, "finetuned_acc": 0.5 + 0.001 * t + 0.05 * j,
+             "dense_acc": 0.6 + 0.001 * t}
+            for arch in ("resnet34", "mobilenet_v2") for j, size in enumerate((1000, 4000))
+            for t in (30, 60, 100)]
+    return pd.DataFrame(rows)
+
+
+def _step_table():
+    rows = [{"N": N, "m": m, "nprocs": p, "itemsize": 8, "step_s": 1e-4 * N * m / 1e6 / p
+             + 1e-4 * (p > 1), "comm_s": 1e-4 * (p > 1), "oversubscribed": p > 2}
+            for N, m in ((500, 2000), (4000, 2000)) for p in (1, 2, 3)]
+    return pd.DataFrame(rows)
+
+
+MODEL = lk.CostModel(overhead_s=2e-5, s_per_entry=1e-9, latency_s=3e-5, bandwidth_Bps=2e9)
+
+
+def _figures(threshold_run, fig1_run):
+    df, T, summary, fits = threshold_run
+    table, red = fig1_run
+    X, y = lk.teacher_student(2, 2, seed=0)
+    Phi = torch.randn(7, 2, generator=torch.Generator().manual_seed(0))
+    cfg1 = config.get("lemma1", m=40, widths=(20, 40), lemma3_checkpoints=(0, 10, 30))
+    cfg5 = config.get("rmt", m_values=(20, 40), d_values=(5, 10), N_values=(40, 80, 160),
+                      reps=2)
+    return {
+        "plot_polytopes": lambda: lk.plot_polytopes({"at init": Phi, "trained": Phi * 0.5},
+                                                    y, k_lattice=2),
+        "plot_loss_vs_k": lambda: lk.plot_loss_vs_k(
+            {"GFS": 1 / np.arange(1, 65), "FW": 1.2 / np.arange(1, 65)}, reference=0.01),
+        "plot_lemma1": lambda: lk.plot_lemma1(_bounds()),
+        "plot_lemma3": lambda: lk.plot_lemma3(lk.lemma3_movement(cfg1)),
+        "plot_pruned_vs_t": lambda: lk.plot_pruned_vs_t(df, T),
+        "plot_threshold": lambda: lk.plot_threshold(summary, fits),
+        "plot_mechanism": lambda: lk.plot_mechanism(summary),
+        "plot_sigma_min": lambda: lk.plot_sigma_min(lk.sigma_min_grid(cfg5)),
+        "plot_condition": lambda: lk.plot_condition(
+            lk.gaussian_condition((20, 40), (40, 80, 160), 3)),
+        "plot_fig1": lambda: lk.plot_fig1(table, red),
+        "plot_methods": lambda: lk.plot_methods(table, 80),
+        "plot_deep_table": lambda: lk.plot_deep_table(_deep_table(), by="size"),
+        "plot_step_times": lambda: lk.plot_step_times(_step_table(), MODEL),
+        "plot_speedup": lambda: lk.plot_speedup(MODEL, 2000, widths=(10**3, 10**4),
+                                                nprocs=(2, 4), channels=(64, 512)),
+    }
+
+
+FIGURES = ["plot_polytopes", "plot_loss_vs_k", "plot_lemma1", "plot_lemma3",
+           "plot_pruned_vs_t", "plot_threshold", "plot_mechanism", "plot_sigma_min",
+           "plot_condition", "plot_fig1", "plot_methods", "plot_deep_table",
+           "plot_step_times", "plot_speedup"]
+
+
+def test_every_figure_function_is_tested():
+    public = {n for n in dir(P) if n.startswith("plot_")}
+    assert public == set(FIGURES), public ^ set(FIGURES)
+
+
+@pytest.mark.parametrize("name", FIGURES)
+def test_figure_follows_the_house_style(name, threshold_run, fig1_run):
+    fig = _figures(threshold_run, fig1_run)[name]()
+    if os.environ.get("LABKIT_FIGURES_DIR"):  # to look at them: the images as stored
+        fig.savefig(Path(os.environ["LABKIT_FIGURES_DIR"]) / f"{name}.png", bbox_inches="tight")
+    try:
+        assert house_style_problems(fig) == []
+    finally:
+        plt.close(fig)
+
+
+# ------------------------------------------------------------------- the checker can fail
+
+
+def test_checker_catches_each_broken_rule():
+    fig, ax = plt.subplots(figsize=(12, 3), dpi=100)  # too wide
+    ax.plot(np.linspace(0, 1, 400), np.linspace(0, 1, 400), "o", label="data")
+    ax.legend(loc="center")  # over the data
+    ax.set_title("tiny", fontsize=6)  # too small
+    found = house_style_problems(fig)
+    plt.close(fig)
+    assert any("px wide" in p for p in found)
+    assert any("legend covers" in p for p in found)
+    assert any("'tiny'" in p and "pt" in p for p in found)
+    fig, axes = plt.subplots(1, 3, figsize=(9, 3), dpi=100)  # three panels in a row
+    axes[0].set_xscale("log")
+    axes[0].set_xlim(2, 3)
+    axes[0].set_xticks([2.5])
+    found = house_style_problems(fig)
+    plt.close(fig)
+    assert any("panels per row: [3]" in p for p in found)
+    assert any("x axis has 1 labelled ticks" in p for p in found)
