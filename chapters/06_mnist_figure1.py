@@ -28,7 +28,7 @@
 #
 # ```{admonition} Reconstruction note
 # :class: note
-# The optimizer, learning rate, batch size and the widths were lost. We use mini-batch SGD
+# The optimizer, learning rate, batch size and widths are **inferred**. We use mini-batch SGD
 # with the mean-field step ($\theta_i\leftarrow\theta_i-\eta N\nabla_{\theta_i}L$), batch size 128,
 # $\eta=0.5$, inputs scaled to unit norm (Assumption 2); all are fields of the configuration.
 # The paper pre-trains 8,000 iterations on sub-datasets of 1K-50K digits, prunes every 1,000
@@ -38,12 +38,10 @@
 # in about a minute.
 # ```
 
-# %%
-import matplotlib.pyplot as plt
-
+# %% tags=["hide-cell"]
 import labkit as lk
 
-# %%
+# %% tags=["hide-output"]
 cfg = lk.config.get("fig1")
 cfg
 
@@ -59,7 +57,7 @@ cfg
 
 # %%
 table = lk.run_fig1(cfg, out=lk.default_root(lk.get_mode()), device=lk.get_device())
-table.head()
+print(f"{len(table):,} rows; columns: {', '.join(table.columns)}")
 
 # %% [markdown]
 # One row per size, width, seed, checkpoint and method. The mean accuracy over seeds of the
@@ -76,10 +74,21 @@ print(gfs.unstack("t").to_string(float_format=lambda v: f"{v:.3f}"))
 # subnetwork reaches the best subnetwork accuracy obtained on the largest (here: full)
 # dataset, as in the paper.
 
-# %%
+# %% tags=["remove-output"]
 red = lk.red_line(table)
 fig = lk.plot_fig1(table, red)
-plt.show()
+lk.show(fig, "fig-figure1-quick")
+
+# %% [markdown]
+# ```{glue:figure} fig-figure1-quick
+# :name: fig-figure1-quick
+#
+# **Figure 1 at quick scale**: accuracy of the GFS subnetwork ($k=50$ neurons) on the
+# training sub-dataset against pre-training iterations, one line per sub-dataset size (500
+# to 5,000 offline MNIST digits, binarized), widths $N$ = 100 and 400, mean over 2 seeds.
+# Red: the red line, the first checkpoint at which each size reaches the largest size's best
+# accuracy (the paper's Figure 1).
+# ```
 
 # %%
 print(red.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
@@ -110,8 +119,9 @@ for N, r in red.dropna().groupby("N"):
 
 # %%
 at = gfs.unstack("t")
-print((at[[0, cfg.checkpoints[-1]]]).rename(columns={0: "t = 0", cfg.checkpoints[-1]: "end"})
-      .to_string(float_format=lambda v: f"{v:.3f}"))
+last = cfg.checkpoints[-1]
+ends = at[[0, last]].rename(columns={0: "t = 0", last: "end"})
+print(ends.to_string(float_format=lambda v: f"{v:.3f}"))
 
 # %% [markdown]
 # Better than chance, which a single well-chosen neuron already achieves, and much worse than
@@ -120,9 +130,18 @@ print((at[[0, cfg.checkpoints[-1]]]).rename(columns={0: "t = 0", cfg.checkpoints
 #
 # ## Greedy selection against the baselines
 
-# %%
+# %% tags=["remove-output"]
 fig = lk.plot_methods(table, max(cfg.sizes))
-plt.show()
+lk.show(fig, "fig-methods")
+
+# %% [markdown]
+# ```{glue:figure} fig-methods
+# :name: fig-methods
+#
+# **GFS against the baselines** on the largest quick sub-dataset: the $k$ largest-magnitude
+# neurons, $k$ random neurons and the dense network, mean and standard deviation over seeds,
+# per width.
+# ```
 
 # %%
 best = (table.groupby(["N", "size", "method", "t"])["accuracy"].mean()
@@ -154,13 +173,21 @@ print(end.to_string(float_format=lambda v: f"{v:.3f}"))
 # 5,000 offline digits, the paper's $k=200$ and 8,000 iterations with a checkpoint every 1,000,
 # width 200 and 3 seeds (about 20 minutes on 2 cores).
 
-# %%
+# %% tags=["remove-output"]
 archived, info = lk.load_archive("fig1_cpu")
 print(f"git {info['git_revision'][:10]}, {info['device']}, torch {info['torch']}, "
       f"{info['cells_computed'] + info['cells_reused']} cells, seeds {info['seeds']}")
 red_archived = lk.red_line(archived)
 fig = lk.plot_fig1(archived, red_archived)
-plt.show()
+lk.show(fig, "fig-figure1-archived")
+
+# %% [markdown]
+# ```{glue:figure} fig-figure1-archived
+# :name: fig-figure1-archived
+#
+# **Figure 1 from the archived CPU run** (`results/archive/fig1_cpu`: all 5,000 offline
+# digits, $k=200$, width 200, 8,000 iterations), drawn as in {numref}`fig-figure1-quick`.
+# ```
 
 # %%
 print(red_archived.to_string(index=False, float_format=lambda v: f"{v:.4f}"))

@@ -40,14 +40,13 @@
 # accuracies.
 # ```
 
-# %%
-import matplotlib.pyplot as plt
+# %% tags=["hide-cell"]
 import pandas as pd
 import torch
 
 import labkit as lk
 
-# %%
+# %% tags=["hide-output"]
 cfg = lk.config.get("table1")
 cfg
 
@@ -84,6 +83,7 @@ for arch, net in nets.items():
 #
 # ```{prf:algorithm} Layer-wise channel GFS (Ye et al.'s procedure, as used in Appendix E)
 # :label: alg-channel-gfs
+# :nonumber:
 #
 # **Inputs** a pre-trained network, training data, tolerance $\varepsilon$, candidates per step $n$
 #
@@ -152,9 +152,19 @@ out = lk.default_root(lk.get_mode())
 table1 = lk.run_table(cfg, out=out, device=lk.get_device(), name="table1")
 print(lk.table_view(table1).to_string(index=False))
 
-# %%
+# %% tags=["remove-output"]
 fig = lk.plot_deep_table(table1, by="size")
-plt.show()
+lk.show(fig, "fig-table1")
+
+# %% [markdown]
+# ```{glue:figure} fig-table1
+# :name: fig-table1
+#
+# **Table 1 as curves, at quick scale**: test accuracy of the pruned and fine-tuned
+# subnetwork against the pre-training checkpoint at which it was pruned (solid), and of the
+# dense network there (dashed), per sub-dataset size; MobileNetV2 and ResNet34 at reduced
+# width on 32x32 MNIST. The paper's Table 1 (CIFAR10) stands beside it in the text.
+# ```
 
 # %% [markdown]
 # Solid lines are subnetworks pruned at that checkpoint and fine-tuned; dashed lines are the
@@ -184,9 +194,18 @@ cfg2 = lk.config.get("table2")
 table2 = lk.run_table(cfg2, out=out, device=lk.get_device(), name="table2")
 print(lk.table_view(table2, by="eps").to_string(index=False))
 
-# %%
+# %% tags=["remove-output"]
 fig = lk.plot_deep_table(table2, by="eps")
-plt.show()
+lk.show(fig, "fig-table2")
+
+# %% [markdown]
+# ```{glue:figure} fig-table2
+# :name: fig-table2
+#
+# **Table 2 as curves, at quick scale**: the same at two stopping tolerances $\varepsilon$
+# (standing in for the paper's two FLOP budgets) on the largest quick sub-dataset. The
+# paper's Table 2 (ImageNet) stands beside it in the text.
+# ```
 
 # %%
 print(lk.PAPER_TABLE2.to_string(index=False))
