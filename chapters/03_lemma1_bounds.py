@@ -209,8 +209,8 @@ lk.show(fig, "fig-lemma3")
 # bound $\max_i\|\Phi_i\|/\sqrt m\le\max_i|b_i|$ on every row:
 
 # %%
-last = movement["t"] == cfg.lemma3_checkpoints[-1]
-at_end = movement[last].set_index(["scaling", "N"])
+final = movement["t"] == cfg.lemma3_checkpoints[-1]
+at_end = movement[final].set_index(["scaling", "N"])
 print(at_end.drop(columns="t").to_string(float_format=lambda v: f"{v:.4g}"))
 print("max ||Phi_i||/sqrt(m) <= max |b_i| on every row:",
       bool((movement["max_norm/sqrt_m"] <= movement["max_abs_b"] + 1e-6).all()))

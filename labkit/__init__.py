@@ -48,6 +48,7 @@ from labkit.plotting import (
     plot_speedup,
     plot_step_times,
     plot_threshold,
+    show,
 )
 from labkit.pretraining import (
     fit_growth,
@@ -82,7 +83,8 @@ __all__ = [
     "plot_sigma_min", "plot_speedup", "plot_step_times", "plot_threshold", "polytope_gap",
     "polytope_gap_table", "polytope_min", "pretrained_teacher_student",
     "pretrain_gd", "red_line", "relative_errors", "run_fig1", "run_threshold",
-    "seed_everything", "sigma_min_grid", "singular_stats", "squared_loss", "teacher_student",
+    "seed_everything", "show", "sigma_min_grid", "singular_stats", "squared_loss",
+    "teacher_student",
     "theorem1_neurons", "theorem1_table", "threshold_summary", "thresholds", "train_batched",
     "unit_sphere",
 ]
