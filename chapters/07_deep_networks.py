@@ -69,7 +69,8 @@ nets = {arch: lk.build_deepnet(arch, width=w, in_channels=1)
 for arch, net in nets.items():
     sizes = [g.C for g in lk.channel_groups(net)]
     print(f"{arch:13s} {lk.count_params(net):>8,} parameters "
-          f"{lk.count_flops(net, (1, 32, 32)) / 1e6:6.2f} MFLOPs  group sizes {sizes}")
+          f"{lk.count_flops(net, (1, 32, 32)) / 1e6:6.2f} MFLOPs\n"
+          f"{'':13s} channel group sizes {sizes}")
 
 # %% [markdown]
 # ## Layer-wise greedy forward selection

@@ -160,8 +160,10 @@ for (name, prob), (res, _) in zip(problems.items(), runs, strict=True):
 # `TwoLayerNet` state dict plus its data; rank 0 writes the result atomically:
 #
 # ```bash
-# torchrun --standalone --nproc-per-node 2 -m labkit.distributed --data phi.npz --k 100 --out result.json
-# torchrun --standalone --nproc-per-node 4 -m labkit.distributed --net net.pt --data xy.npz --k 100 --out result.json
+# torchrun --standalone --nproc-per-node 2 -m labkit.distributed \
+#     --data phi.npz --k 100 --out result.json
+# torchrun --standalone --nproc-per-node 4 -m labkit.distributed \
+#     --net net.pt --data xy.npz --k 100 --out result.json
 # ```
 #
 # If a process dies or stops answering, the others do not hang: every collective runs under

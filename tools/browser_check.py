@@ -14,8 +14,8 @@ with Playwright driving Debian's Chromium (``apt-get install chromium``; never
   ``\\begin{``) left in text outside code;
 - the console shows an error, or a script throws.
 
-With ``--reader`` it also checks what a reader sees (book design, section 10), naming the
-page and the element:
+It also checks what a reader sees (book design, section 10; ``--no-reader`` skips this),
+naming the page and the element:
 
 - at 1280 px, no ``pre``, table, image or display-math element is wider than the article
   column (nor scrolls inside itself: a code block whose lines run out of sight counts);
@@ -244,8 +244,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Check the built book in headless Chromium.")
     parser.add_argument("--html", type=Path, default=ROOT / "_build" / "html")
     parser.add_argument("--screenshots", type=Path, default=ROOT / "_build" / "screenshots")
-    parser.add_argument("--reader", action="store_true",
-                        help="also check layout, figure captions and stale text (section 10)")
+    parser.add_argument("--no-reader", dest="reader", action="store_false",
+                        help="skip the checks of layout, figure captions and stale text "
+                             "(book design, section 10)")
     args = parser.parse_args(argv)
     if not Path(CHROMIUM).is_file():
         print(f"browser_check: {CHROMIUM} not found; install it: apt-get install -y chromium",
