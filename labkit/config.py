@@ -23,6 +23,7 @@ import dataclasses
 import hashlib
 import html
 import json
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -504,12 +505,38 @@ PRESETS: dict[str, dict[str, _Config]] = {
 }
 
 
+OVERRIDES_ENV = "LABKIT_OVERRIDES"  # JSON {"experiment": {"field": value}}: tools/gpu_check.py
+
+
+def _env_overrides(name: str) -> dict:
+    """The overrides ``$LABKIT_OVERRIDES`` gives experiment ``name``: a JSON object mapping
+    experiment names to fields, so that a chapter can run unchanged at other sizes, e.g. as
+    a plain script on a GPU machine (``tools/gpu_check.py``)."""
+    text = os.environ.get(OVERRIDES_ENV, "").strip()
+    if not text:
+        return {}
+    try:
+        table = json.loads(text)
+    except ValueError as err:
+        raise ValueError(f"{OVERRIDES_ENV}: not valid JSON ({err}); expected an object like "
+                         '{"threshold": {"m_values": [10, 20]}}') from err
+    if not isinstance(table, dict) or not all(isinstance(v, dict) for v in table.values()):
+        raise ValueError(f"{OVERRIDES_ENV}: expected an object mapping experiment names to "
+                         f"objects of fields, got {text[:80]!r}")
+    unknown = sorted(set(table) - set(PRESETS))
+    if unknown:
+        raise ValueError(f"{OVERRIDES_ENV}: unknown experiment {unknown[0]!r}; allowed: "
+                         f"{', '.join(PRESETS)}")
+    return table.get(name, {})
+
+
 def get(name: str, mode: str | None = None, **overrides) -> _Config:
-    """The preset of experiment ``name`` for ``mode`` (default ``$LABKIT_MODE``), with
-    keyword overrides."""
+    """The preset of experiment ``name`` for ``mode`` (default ``$LABKIT_MODE``), with the
+    overrides of ``$LABKIT_OVERRIDES`` and then the keyword overrides applied."""
     if name not in PRESETS:
         raise ValueError(f"name: unknown experiment {name!r}; allowed: {', '.join(PRESETS)}")
     cfg = PRESETS[name][get_mode(mode)]
+    overrides = {**_env_overrides(name), **overrides}
     fields = {f.name for f in dataclasses.fields(cfg)}
     unknown = sorted(set(overrides) - fields)
     if unknown:

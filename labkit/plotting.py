@@ -108,10 +108,13 @@ def show(fig, name: str) -> None:
     draw it a second time)."""
     try:
         from myst_nb import glue
-    except ImportError:  # a plain Python session: just show it
-        from IPython.display import display
-
-        display(fig)
+    except ImportError:  # no book tooling: show it if IPython is there (a chapter run as a
+        try:             # plain script, e.g. on the GPU machine, has neither)
+            from IPython.display import display
+        except ImportError:
+            display = None
+        if display is not None:
+            display(fig)
     else:
         glue(name, fig, display=True)
     plt.close(fig)

@@ -161,3 +161,24 @@ def test_repr_is_one_field_per_line_and_round_trips(name):
     assert eval(text, vars(config)) == cfg  # noqa: S307 - our own repr
     table = cfg._repr_html_()
     assert all(f"<th>{f.name}</th>" in table for f in dataclasses.fields(cfg))
+
+
+def test_overrides_from_the_environment(monkeypatch):
+    monkeypatch.setenv(config.OVERRIDES_ENV, '{"threshold": {"m_values": [10, 20], "k": 8}}')
+    cfg = config.get("threshold", k=16)  # a keyword wins over the environment
+    assert cfg.m_values == (10, 20) and cfg.k == 16
+    assert config.get("gfs") == config.PRESETS["gfs"]["quick"]  # other experiments untouched
+
+
+@pytest.mark.parametrize("text, words", [
+    ("{not json", ["LABKIT_OVERRIDES", "not valid JSON"]),
+    ('{"threshold": 3}', ["LABKIT_OVERRIDES", "objects of fields"]),
+    ('{"nope": {}}', ["LABKIT_OVERRIDES", "unknown experiment 'nope'", "allowed"]),
+    ('{"threshold": {"kk": 1}}', ["kk: not a field of ThresholdConfig"]),
+    ('{"threshold": {"k": 0}}', ["k: must be positive"]),
+])
+def test_bad_overrides_from_the_environment(monkeypatch, text, words):
+    monkeypatch.setenv(config.OVERRIDES_ENV, text)
+    with pytest.raises(ValueError) as err:
+        config.get("threshold")
+    assert all(w in str(err.value) for w in words), str(err.value)
