@@ -13,6 +13,12 @@ teacher-student data) are trained for ``--steps`` full-batch GD iterations three
 
 All three must give the same losses and weights (max differences printed; float64 by
 default, so they agree to rounding). Timings are best of ``--repeats``.
+
+``--roofline MxN`` (default 1024x4096, d = 10, float32, one network) times one GD step of
+``labkit.train_batched`` as nanoseconds per entry of the ``m x N`` activation matrix, next to
+a roofline measured in the same run: the ``tanh`` of the ``m x N`` pre-activations (timed
+alone) plus the step's matrix products (``2 m N d`` flops twice, ``2 m N`` twice) at the
+GEMM rate of this machine (a 2048^3 float32 product). Target: within 1.5x (issue 16).
 """
 
 from __future__ import annotations
@@ -71,6 +77,43 @@ def best(fn, repeats):
     return min(r[0] for r in runs), runs[0][1], runs[0][2]
 
 
+def _best_time(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def roofline(m: int, N: int, d: int, repeats: int = 5) -> dict:
+    """One float32 GD step of train_batched at (m, N, d), against its roofline (see the
+    module docstring). The step time is the difference of a 30-step and a 10-step run
+    over 20, so that the set-up and the final loss evaluation cancel."""
+    g = torch.Generator().manual_seed(0)
+    X = torch.randn(1, m, d, generator=g) / d**0.5
+    y = torch.randn(1, m, generator=g).clamp(-1, 1)
+    W0, b0 = torch.randn(1, N, d, generator=g), torch.sign(torch.randn(1, N, generator=g))
+
+    def run(steps):
+        labkit.train_batched(X, y, W0.clone(), b0.clone(), steps=steps, lr=0.1)
+
+    run(2)  # warm-up
+    step = (_best_time(lambda: run(30), repeats) - _best_time(lambda: run(10), repeats)) / 20
+    Z = torch.bmm(X, W0.transpose(1, 2))
+    out = torch.empty_like(Z)
+    t_tanh = _best_time(lambda: torch.tanh(Z, out=out), 20)
+    A = torch.randn(2048, 2048, generator=g)
+    t_gemm = _best_time(lambda: A @ A, 10)
+    rate = 2 * 2048**3 / t_gemm
+    flops = 2 * (2 * m * N * d) + 2 * (2 * m * N)
+    bound = t_tanh + flops / rate
+    return {"m": m, "N": N, "d": d, "step_s": step, "ns_per_entry": 1e9 * step / (m * N),
+            "tanh_s": t_tanh, "gemm_flops_per_s": rate, "products_s": flops / rate,
+            "roofline_s": bound, "roofline_ns_per_entry": 1e9 * bound / (m * N),
+            "ratio": step / bound}
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--shapes", default="20x200,80x200,320x400",
@@ -82,6 +125,8 @@ def main(argv=None):
     p.add_argument("--dtype", choices=["float64", "float32"], default="float64")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--json", default=None)
+    p.add_argument("--roofline", default="1024x4096",
+                   help="m x N of the per-step roofline measurement ('' to skip)")
     args = p.parse_args(argv)
     dtype = getattr(torch, args.dtype)
     seeds = list(range(args.seeds))
@@ -108,9 +153,21 @@ def main(argv=None):
                         "max_abs_loss_diff": dloss, "max_abs_W_diff": dW})
     target = min(r["speedup"] for r in results)
     print(f"smallest speed-up {target:.1f}x (target >= 3x): {'MET' if target >= 3 else 'MISSED'}")
+    roof = None
+    if args.roofline:
+        m, N = (int(v) for v in args.roofline.split("x"))
+        roof = roofline(m, N, args.d)
+        print(f"\none float32 GD step at m={m}, N={N}, d={args.d}: "
+              f"{roof['ns_per_entry']:.2f} ns per m x N entry ({1e3 * roof['step_s']:.2f} ms)")
+        print(f"roofline: tanh {1e3 * roof['tanh_s']:.2f} ms + products "
+              f"{1e3 * roof['products_s']:.2f} ms at {roof['gemm_flops_per_s'] / 1e9:.0f} "
+              f"GFLOP/s = {roof['roofline_ns_per_entry']:.2f} ns per entry")
+        print(f"step / roofline = {roof['ratio']:.2f}x (target <= 1.5x): "
+              f"{'MET' if roof['ratio'] <= 1.5 else 'MISSED'}")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"args": vars(args), "results": results}, f, indent=2)
+            json.dump({"args": vars(args), "results": results, "roofline": roof}, f,
+                      indent=2)
 
 
 if __name__ == "__main__":
