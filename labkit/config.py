@@ -11,7 +11,7 @@ The field checks are written out (``_Config.__post_init__`` and each ``validate`
 delegated to a validation library: pydantic, the obvious one, needs its compiled core, which
 the GPU machine's registry-less Python cannot install from pure wheels, and the coercion it
 would replace is some 30 lines; what remains are the experiments' own invariants, which any
-library would take as hand-written validators too. The module is longer than most (~520
+library would take as hand-written validators too. The module is longer than most (~570
 lines) because every size of every experiment lives here, in one place (book design,
 section 2).
 """

@@ -1,0 +1,44 @@
+"""Figures for the book: one function per figure kind, each returning a Figure.
+
+Styling lives here so chapters stay one call per figure (book design, sections 6 and 10).
+Every figure is drawn in one house style (:mod:`~labkit.plotting.style`: ``RC``, applied by
+``_styled``); the figures themselves are in :mod:`~labkit.plotting.theory` (chapters 1-5)
+and :mod:`~labkit.plotting.experiments` (chapters 6-8):
+
+- at most :data:`COLUMN_PX` pixels wide at :data:`DPI`, so the page shows it at its natural
+  size, and every text at least 10 pt there (:data:`MIN_FONT_PT`);
+- at most two panels per row;
+- legends outside the data (``_legend``: one figure legend below or beside the panels);
+- enough labelled ticks on log axes (``_ticks``); fitted curves only over the data.
+
+``tests/test_plotting.py`` checks each figure function against these rules. :func:`show`
+displays a figure and records it for the page's numbered, captioned figure (myst-nb glue).
+"""
+
+from labkit.plotting.experiments import (
+    plot_deep_table,
+    plot_fig1,
+    plot_methods,
+    plot_speedup,
+    plot_step_times,
+)
+from labkit.plotting.style import COLUMN_PX, DPI, MIN_FONT_PT, ONE, RC, TWO, show
+from labkit.plotting.theory import (
+    draw_polytope,
+    plot_condition,
+    plot_lemma1,
+    plot_lemma3,
+    plot_loss_vs_k,
+    plot_mechanism,
+    plot_polytopes,
+    plot_pruned_vs_t,
+    plot_sigma_min,
+    plot_threshold,
+)
+
+__all__ = [
+    "COLUMN_PX", "DPI", "MIN_FONT_PT", "ONE", "RC", "TWO", "draw_polytope", "plot_condition",
+    "plot_deep_table", "plot_fig1", "plot_lemma1", "plot_lemma3", "plot_loss_vs_k",
+    "plot_mechanism", "plot_methods", "plot_polytopes", "plot_pruned_vs_t", "plot_sigma_min",
+    "plot_speedup", "plot_step_times", "plot_threshold", "show",
+]

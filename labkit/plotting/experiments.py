@@ -1,0 +1,142 @@
+"""Figures of the experiment chapters 6-8: Figure 1, Tables 1-2 as curves, distributed GFS
+timings and its cost model."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from labkit.plotting.style import ONE, _legend, _line_or_points, _panels, _styled
+
+if TYPE_CHECKING:
+    from labkit.distributed import CostModel
+
+@_styled
+def plot_fig1(table, red) -> plt.Figure:
+    """Chapter 6, Figure 1 analog: GFS subnetwork accuracy on the training sub-dataset
+    against pre-training iterations, one line per sub-dataset size, one panel per width,
+    with the red line of ``labkit.red_line``."""
+    gfs = table[table["method"] == "gfs"].groupby(["N", "size", "t"])["accuracy"].mean()
+    widths = sorted(table["N"].unique())
+    fig, axes = _panels(len(widths), height=4.0, sharey=True)
+    for ax, N in zip(axes, widths, strict=True):
+        gN = gfs.xs(N, level="N")
+        n_sizes = gN.index.get_level_values("size").nunique()
+        for i, (size, g) in enumerate(gN.groupby(level="size")):
+            t = g.index.get_level_values("t")
+            _line_or_points(ax, t, g.values, ms=3,
+                            color=plt.cm.viridis(0.9 * i / max(1, n_sizes - 1)),
+                            label=f"{size} examples")
+        r = red[(red["N"] == N)].dropna()
+        acc = [gN.loc[(s, t)] for s, t in zip(r["size"], r["t_red"], strict=True)]
+        ax.plot(r["t_red"], acc, "r-", lw=2, label="red line")
+        ax.set_title(f"N = {N}")
+        ax.set_xlabel("pre-training iterations")
+    axes[0].set_ylabel("GFS subnetwork accuracy\n(training sub-dataset)")
+    _legend(fig, ncols=5)
+    return fig
+
+
+@_styled
+def plot_methods(table, size) -> plt.Figure:
+    """Chapter 6: GFS against the magnitude and random baselines and the dense network on
+    one sub-dataset size, mean and spread over seeds, one panel per width."""
+    part = table[table["size"] == size]
+    widths = sorted(part["N"].unique())
+    fig, axes = _panels(len(widths), height=4.0, sharey=True)
+    for ax, N in zip(axes, widths, strict=True):
+        for i, (method, g) in enumerate(part[part["N"] == N].groupby("method")):
+            s = g.groupby("t")["accuracy"]
+            ax.errorbar(s.mean().index, s.mean(), yerr=s.std().fillna(0), fmt="o-", ms=3,
+                        capsize=2, color=f"C{i}", label=method)
+        ax.set_title(f"N = {N}, {size} examples")
+        ax.set_xlabel("pre-training iterations")
+    axes[0].set_ylabel("accuracy on the\ntraining sub-dataset")
+    _legend(fig, ncols=4)
+    return fig
+
+
+@_styled
+def plot_deep_table(table, by: str = "size") -> plt.Figure:
+    """Chapter 7, Tables 1-2 as curves: test accuracy of the fine-tuned subnetwork (solid)
+    and of the dense network (dashed) against the pre-training checkpoint at which it was
+    pruned, one panel per architecture, one colour per ``by`` value (size or eps)."""
+    archs = list(dict.fromkeys(table["arch"]))
+    fig, axes = _panels(len(archs), height=4.0)
+    for ax, arch in zip(axes, archs, strict=True):
+        part = table[table["arch"] == arch]
+        for i, (key, g) in enumerate(part.groupby(by)):
+            g = g.sort_values("t")
+            _line_or_points(ax, g["t"], 100 * g["finetuned_acc"], color=f"C{i}",
+                            label=f"{by} {key}")
+            ax.plot(g["t"], 100 * g["dense_acc"], "--", color=f"C{i}", alpha=0.6)
+        ax.set_title(arch)
+        ax.set_xlabel("pre-training iterations before pruning")
+    axes[0].plot([], [], "k-", label="fine-tuned subnetwork (solid)")
+    axes[0].plot([], [], "k--", alpha=0.6, label="dense network (dashed)")
+    axes[0].set_ylabel("test accuracy (%)")
+    _legend(fig, ncols=4)
+    return fig
+
+
+@_styled
+def plot_step_times(table, model: CostModel | None = None):
+    """Measured seconds per step against the number of processes ``P``, one line per size
+    ``N x m`` (rows of :func:`labkit.measure_steps`), with the fitted ``model`` dashed; hollow
+    markers are oversubscribed runs. Chapter 8."""
+    fig, ax = plt.subplots(figsize=ONE)
+    for n, ((N, m), rows) in enumerate(table.groupby(["N", "m"])):
+        rows = rows.sort_values("nprocs")
+        color = f"C{n}"
+        ax.plot(rows["nprocs"], 1e3 * rows["step_s"], "-", color=color,
+                label=f"N = {N:,}, m = {m:,}")
+        over = (rows["oversubscribed"].to_numpy(bool) if "oversubscribed" in rows
+                else np.zeros(len(rows), bool))
+        for part, face in ((rows[~over], color), (rows[over], "white")):
+            ax.plot(part["nprocs"], 1e3 * part["step_s"], "o", color=color, mfc=face)
+        if model is not None:
+            P = np.arange(1, rows["nprocs"].max() + 1)
+            t = model.step_time(N, m, P, int(rows["itemsize"].iloc[0]))
+            ax.plot(P, 1e3 * t, "--", color=color, lw=1)
+    if model is not None:
+        ax.plot([], [], "k--", lw=1, label="cost model (dashed)")
+    if "oversubscribed" in table and table["oversubscribed"].any():
+        ax.plot([], [], "ko", mfc="white", label="more processes than cores")
+    ax.set_yscale("log")
+    ax.set_xticks(sorted(table["nprocs"].unique()))
+    ax.set_xlabel("processes $P$")
+    ax.set_ylabel("time per step (ms)")
+    _legend(fig, where="right")
+    return fig
+
+
+@_styled
+def plot_speedup(model: CostModel, m: int, *, widths, nprocs=(2, 4), channels=(),
+                 max_procs: int = 64, itemsize: int = 8):
+    """What the fitted ``model`` predicts. Left: time per step against ``P`` up to
+    ``max_procs`` for each width in ``widths``; right: the speed-up over ``P = 1`` against
+    the width ``N`` for each ``P`` in ``nprocs``, with the block widths ``channels`` marked
+    (the Figure 4 setting). Chapter 8."""
+    fig, (left, right) = _panels(2, height=4.0)
+    P = np.unique(np.geomspace(1, max_procs, 40).astype(int))
+    for n, N in enumerate(widths):
+        left.loglog(P, 1e3 * model.step_time(N, m, P, itemsize), color=f"C{n}",
+                    label=f"N = {N:,}")
+    left.set_xlabel("processes $P$")
+    left.set_ylabel("predicted time per step (ms)")
+    Ns = np.unique(np.geomspace(8, 10 * max(widths), 200).astype(int))
+    for n, p in enumerate(nprocs):
+        right.semilogx(Ns, model.speedup(Ns, m, p, itemsize), color=f"C{n + len(widths)}",
+                       label=f"P = {p}")
+        if len(channels):
+            right.plot(channels, model.speedup(np.asarray(channels), m, p, itemsize), "o",
+                       color=f"C{n + len(widths)}")
+    right.axhline(1, color="0.6", lw=0.8)
+    for c in channels:
+        right.axvline(c, color="0.85", lw=0.8, zorder=0)
+    right.set_xlabel("neurons (channels) $N$")
+    right.set_ylabel("predicted speed-up over $P=1$")
+    _legend(fig, ncols=5)
+    return fig

@@ -1,0 +1,234 @@
+"""Figures of the theory chapters 1-5: the polytope, GFS rates, Lemmas 1 and 3, the
+threshold, sigma_min and condition numbers."""
+
+from __future__ import annotations
+
+import itertools
+
+import matplotlib.pyplot as plt
+import numpy as np
+from scipy.spatial import ConvexHull
+
+from labkit.plotting.style import ONE, TWO, _legend, _line_or_points, _np, _panels, _styled
+
+
+def draw_polytope(ax, Phi, y, *, title: str = "", k_lattice: int = 0, path=None):
+    """Draw the marginal polytope ``conv{Phi_i}`` (eq. 7) for ``m = 2`` data points on ``ax``.
+
+    Neurons are the vertices' candidates (dots), the dense output is their mean (the
+    centroid), ``y`` is the label vector. ``k_lattice > 0`` adds every multiset of that
+    size as a small point (the subnetworks of size k); ``path`` (a sequence of pruned
+    outputs ``z_1, z_2, ...``) draws the GFS trajectory. Chapter 1.
+    """
+    Phi, y = _np(Phi), _np(y)
+    if Phi.shape[1] != 2:
+        raise ValueError(f"Phi: the polytope can be drawn for m = 2 only, got m = {Phi.shape[1]}")
+    if k_lattice:
+        pts = np.array([Phi[list(S)].mean(0) for S in
+                        itertools.combinations_with_replacement(range(len(Phi)), k_lattice)])
+        ax.scatter(*pts.T, s=3, color="0.7", label=f"subnetworks with k={k_lattice}", zorder=1)
+    hull = ConvexHull(Phi)
+    ring = np.append(hull.vertices, hull.vertices[0])
+    ax.fill(*Phi[ring].T, alpha=0.15, color="C0", zorder=0)
+    ax.plot(*Phi[ring].T, color="C0", lw=1)
+    ax.scatter(*Phi.T, s=25, color="C0", label=r"neurons $\Phi_i$", zorder=2)
+    ax.scatter(*Phi.mean(0), marker="s", s=60, color="C2", label=r"dense $f_{[N]}$", zorder=3)
+    ax.scatter(*y, marker="*", s=200, color="C3", label=r"labels $y$", zorder=3)
+    if path is not None:
+        path = _np(path)
+        ax.plot(*path.T, "-o", color="C1", ms=3, lw=1, label="GFS path $z_k$", zorder=4)
+    ax.set_xlabel("output on $x_1$")
+    ax.set_ylabel("output on $x_2$")
+    ax.set_title(title)
+    ax.set_aspect("equal", adjustable="datalim")
+    return ax
+
+
+@_styled
+def plot_polytopes(panels: dict, y, **kwargs) -> plt.Figure:
+    """Side-by-side :func:`draw_polytope` panels, one per ``title -> Phi`` entry. Chapter 1."""
+    fig, axes = _panels(len(panels), height=4.2)
+    for ax, (title, Phi) in zip(axes, panels.items(), strict=True):
+        draw_polytope(ax, Phi, y, title=title, **kwargs)
+    _legend(fig, ncols=4)
+    return fig
+
+
+@_styled
+def plot_loss_vs_k(curves: dict, *, reference: float | None = None,
+                   ylabel: str = r"$\ell(z_k)$", title: str = "",
+                   slopes: bool = True) -> plt.Figure:
+    """Loss (or excess loss) against the number of selected neurons ``k`` on log-log axes,
+    with ``c/k`` and ``c ln(k)/k`` guides anchored at the first curve's ``k = 1`` value.
+    ``reference`` draws a horizontal line (e.g. the dense loss). Chapter 2, Lemma 1."""
+    fig, ax = plt.subplots(figsize=ONE)
+    for label, values in curves.items():
+        values = _np(values)
+        ax.loglog(np.arange(1, len(values) + 1), values, label=label)
+    if slopes:
+        first = _np(next(iter(curves.values())))
+        k = np.arange(1, len(first) + 1)
+        c = first[0]
+        ax.loglog(k, c / k, "k--", lw=0.8, label=r"guide $c/k$")
+        ax.loglog(k[1:], c * np.log(k[1:]) / k[1:], "k:", lw=0.8, label=r"guide $c\,\ln k/k$")
+    if reference is not None:
+        ax.axhline(reference, color="0.4", lw=0.8, ls="-.", label="dense loss")
+    ax.set_xlabel("neurons selected $k$")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    _legend(fig, where="right")
+    return fig
+
+
+@_styled
+def plot_lemma1(panels: dict) -> plt.Figure:
+    """Chapter 3: GFS loss against Lemma 1's bound and each of its terms, log-log, one
+    panel per ``title -> Lemma1Bound``."""
+    fig, axes = _panels(len(panels), height=4.0, sharey=True)
+    for ax, (title, b) in zip(axes, panels.items(), strict=True):
+        k = np.arange(1, len(b.total) + 1)
+        ax.loglog(k, b.losses, color="k", lw=2, label=r"GFS loss $\ell(z_k)$")
+        ax.loglog(k, b.total, color="C3", label="Lemma 1 bound (our statement)")
+        ax.loglog(k, b.paper_form, color="C3", ls=":", label=r"bound with $\ln k$ and $L$")
+        ax.loglog(k, b.init, color="C0", ls="--", label=r"term $\ell(z_1)/k$")
+        ax.loglog(k[1:], b.diameter_term[1:], color="C1", ls="--",
+                  label=r"term $D^2(H_k-1)/(mk)$")
+        ax.loglog(k[1:], b.dense_term[1:], color="C2", ls="--",
+                  label=r"term $(1-1/k)L_{\mathrm{dense}}$")
+        ax.set_xlabel("neurons selected $k$")
+        ax.set_title(title)
+    axes[0].set_ylabel("loss")
+    _legend(fig)
+    return fig
+
+
+@_styled
+def plot_lemma3(df) -> plt.Figure:
+    """Chapter 3: ``max_i ||Phi_i|| / sqrt(m)`` and the relative first-layer movement along
+    GD, per width, for each step scaling (a table from ``lemma3_movement``)."""
+    scalings = list(dict.fromkeys(df["scaling"]))
+    cols = len(scalings)
+    fig, axes = plt.subplots(2, cols, figsize=(TWO[0] if cols > 1 else ONE[0], 6.4),
+                             squeeze=False, sharex=True)
+    for col, scaling in enumerate(scalings):
+        part = df[df["scaling"] == scaling]
+        for i, (N, g) in enumerate(part.groupby("N")):
+            t = np.maximum(g["t"], 1)  # t = 0 drawn at 1 on the log axis
+            axes[0, col].semilogx(t, g["max_norm/sqrt_m"], "o-", color=f"C{i}", label=f"N = {N}")
+            axes[1, col].semilogx(t, g["rel_movement"], "o-", color=f"C{i}", label=f"N = {N}")
+        axes[0, col].set_title(f"{scaling} step")
+        axes[1, col].set_xlabel("GD iteration $t$ (0 drawn at 1)")
+    axes[0, 0].set_ylabel(r"$\max_i\|\Phi_i\|/\sqrt{m}$")
+    axes[1, 0].set_ylabel(r"$\|W_t-W_0\|_F/\|W_0\|_F$")
+    _legend(fig, ncols=4)
+    return fig
+
+
+@_styled
+def plot_pruned_vs_t(df, T=None) -> plt.Figure:
+    """Chapter 4: pruned loss (median over seeds) against pre-training iterations, one line
+    per dataset size ``m``, one panel per width ``N``; ``T`` (from ``thresholds``) marks each
+    curve's mean threshold ``T*`` (dotted vertical line, same colour)."""
+    widths = sorted(df["N"].unique())
+    fig, axes = _panels(len(widths), height=4.0, sharey=True)
+    for ax, N in zip(axes, widths, strict=True):
+        for i, (m, g) in enumerate(df[df["N"] == N].groupby("m")):
+            med = g.groupby("t")["pruned_loss"].median()
+            _line_or_points(ax, 1 + med.index, med.values, ms=3, color=f"C{i}",
+                            label=f"m = {m}")
+            if T is not None:
+                t_star = T[(T["N"] == N) & (T["m"] == m)]["T_star"].mean()
+                ax.axvline(1 + t_star, color=f"C{i}", lw=0.8, ls=":")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_title(f"N = {N}")
+        ax.set_xlabel("1 + pre-training iterations $t$")
+    if T is not None:
+        axes[0].plot([], [], color="0.4", lw=0.8, ls=":", label=r"$1 + T^\star$ (dotted)")
+    axes[0].set_ylabel(r"pruned loss $\ell(z_k)$, median over seeds")
+    _legend(fig, ncols=4)
+    return fig
+
+
+@_styled
+def plot_threshold(summary, fits: dict | None = None) -> plt.Figure:
+    """Chapter 4: mean ``T*(m)`` with bootstrap intervals per width, on a log ``m`` axis, and
+    the fitted growth laws (``fits`` maps each width to a ``fit_growth`` table), drawn over
+    the measured ``m`` only and only where they are non-negative (a threshold is)."""
+    from labkit.pretraining import growth_law
+
+    fig, ax = plt.subplots(figsize=ONE)
+    for i, (N, g) in enumerate(summary.groupby("N")):
+        ax.errorbar(g["m"], g["T_mean"], yerr=[g["T_mean"] - g["T_lo"], g["T_hi"] - g["T_mean"]],
+                    fmt="o", color=f"C{i}", capsize=3, label=f"N = {N}: mean, 90% interval")
+        grid = np.geomspace(g["m"].min(), g["m"].max(), 100)
+        table = (fits or {}).get(N)
+        for j, (model, row) in enumerate(table.iterrows() if table is not None else []):
+            curve = growth_law(model, row["theta"])(grid)
+            ax.plot(grid, np.where(curve >= 0, curve, np.nan), color=f"C{i}",
+                    ls=["--", ":"][j % 2], lw=1, label=f"N = {N}: fit {model}")
+    ax.set_xscale("log")
+    ax.set_xlabel("dataset size $m$")
+    ax.set_ylabel(r"threshold $T^\star$ (GD iterations)")
+    _legend(fig, where="right")
+    return fig
+
+
+@_styled
+def plot_mechanism(summary) -> plt.Figure:
+    """Chapter 4: ``T*`` against ``kappa^2`` of the initial feature matrix and against the
+    inverse empirical GD rate, per ``(m, N)``."""
+    fig, axes = _panels(2, height=4.0, sharey=True)
+    for i, (N, g) in enumerate(summary.groupby("N")):
+        axes[0].loglog(g["kappa"] ** 2, 1 + g["T_mean"], "o", color=f"C{i}", label=f"N = {N}")
+        axes[1].loglog(1 / g["rate"], 1 + g["T_mean"], "o", color=f"C{i}", label=f"N = {N}")
+    axes[0].set_xlabel(r"$\kappa^2$ of $\Phi_0$ (mean over seeds)")
+    axes[1].set_xlabel("1 / empirical linear rate of the dense loss")
+    axes[0].set_ylabel(r"$1 + T^\star$")
+    _legend(fig)
+    return fig
+
+
+@_styled
+def plot_sigma_min(grid) -> plt.Figure:
+    """Chapter 5, Figure 2 analog: simulated ``sigma_min(Phi_0)`` against ``N`` (mean and
+    standard deviation over repetitions), one colour per input dimension ``d``, with the
+    kernel prediction (dashed, per ``d``) and the Gaussian edge (black, dotted); one panel
+    per activation and ``m``, two to a row."""
+    panels = list(grid.groupby(["activation", "m"]))
+    fig, axes = _panels(len(panels), height=3.4, sharey=True, sharex=True)
+    for ax, ((activation, m), g) in zip(axes, panels, strict=True):
+        for i, (d, gd) in enumerate(g.groupby("d")):
+            ax.errorbar(gd["N"], gd["sigma_min_mean"], yerr=gd["sigma_min_std"], fmt="o",
+                        ms=4, color=f"C{i}", capsize=2, label=f"d = {d}: simulated")
+            ax.plot(gd["N"], gd["kernel_prediction"], "--", color=f"C{i}", lw=1,
+                    label=f"d = {d}: kernel view")
+        edge = g.drop_duplicates("N")
+        ax.plot(edge["N"], edge["edge_prediction"], "k:",
+                label=r"Gaussian edge $s(\sqrt{N}-\sqrt{m})$")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_title(f"{activation}, m = {m}")
+    for ax in axes[-2:]:
+        ax.set_xlabel("width $N$")
+    for ax in axes[::2]:
+        ax.set_ylabel(r"$\sigma_{\min}(\Phi_0)$")
+    _legend(fig)
+    return fig
+
+
+@_styled
+def plot_condition(gauss) -> plt.Figure:
+    """Chapter 5, Figure 3 analog: condition number of standard Gaussian ``m x N`` matrices
+    against ``N`` (mean and standard deviation) with the Bai-Yin limit."""
+    fig, ax = plt.subplots(figsize=ONE)
+    for i, (m, g) in enumerate(gauss.groupby("m")):
+        ax.errorbar(g["N"], g["kappa_mean"], yerr=g["kappa_std"], fmt="o", color=f"C{i}",
+                    capsize=2, label=f"m = {m}: simulated")
+        ax.plot(g["N"], g["bai_yin_kappa"], "-", color=f"C{i}", lw=1,
+                label=f"m = {m}: Bai-Yin limit")
+    ax.set_xscale("log")
+    ax.set_xlabel("width $N$")
+    ax.set_ylabel(r"condition number $\kappa$")
+    _legend(fig, where="right")
+    return fig
