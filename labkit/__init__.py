@@ -61,6 +61,7 @@ from labkit.rmt import (
     activation_moments,
     feature_matrices,
     gaussian_condition,
+    kappa_infinite,
     kernel_matrix,
     relative_errors,
     sigma_min_grid,
@@ -69,14 +70,14 @@ from labkit.rmt import (
 from labkit.runner import load_archive
 from labkit.runtime import get_device, get_mode, seed_everything
 from labkit.store import ResultStore, default_root
-from labkit.train import dense_loss, pretrain_gd
+from labkit.train import dense_loss, pretrain_gd, weight_movement
 
 __all__ = [
     "FWResult", "GFSResult", "Lemma1Bound", "ResultStore", "TwoLayerNet", "activation_moments",
     "balanced_subset", "best_multiset", "binarize", "config", "default_root", "dense_loss",
     "diameter", "draw_polytope", "export_pruned", "feature_matrices", "fit_growth",
     "frank_wolfe", "gaussian_condition", "get_device", "get_mode", "gfs_vs_exhaustive",
-    "greedy_forward_selection", "harmonic", "kernel_matrix", "lemma1_bound",
+    "greedy_forward_selection", "harmonic", "kappa_infinite", "kernel_matrix", "lemma1_bound",
     "lemma1_on_networks", "lemma3_movement", "load_archive", "load_mnist", "mnist_regression",
     "neurons_needed", "plot_condition", "plot_fig1", "plot_lemma1", "plot_lemma3",
     "plot_loss_vs_k", "plot_mechanism", "plot_methods", "plot_polytopes", "plot_pruned_vs_t",
@@ -86,7 +87,7 @@ __all__ = [
     "seed_everything", "show", "sigma_min_grid", "singular_stats", "squared_loss",
     "teacher_student",
     "theorem1_neurons", "theorem1_table", "threshold_summary", "thresholds", "train_batched",
-    "unit_sphere",
+    "unit_sphere", "weight_movement",
 ]
 
 # Imported on first use (PEP 562): chapter 7's deep-network tools load torchvision, which

@@ -16,7 +16,7 @@ from labkit.frank_wolfe import best_multiset, polytope_min
 from labkit.gfs import greedy_forward_selection
 from labkit.model import TwoLayerNet
 from labkit.runtime import seed_everything
-from labkit.train import pretrain_gd
+from labkit.train import pretrain_gd, weight_movement
 
 IN_POLYTOPE_TOL = 1e-9  # min loss over M below this counts as "y lies in M"
 
@@ -146,11 +146,11 @@ def lemma3_movement(cfg):
             for t, dense in _checkpoints(net, X, y, cfg.lemma3_checkpoints, lr, scaling):
                 with torch.no_grad():
                     norms = net.neuron_outputs(X).norm(dim=1) / cfg.m**0.5
-                    move = (net.W - W0).norm() / W0.norm()
                     b_max = net.b.abs().max()
+                move = weight_movement(W0, net.W)["rel_first"]
                 rows.append({"scaling": scaling, "N": N, "t": t,
                              "max_norm/sqrt_m": float(norms.max()), "max_abs_b": float(b_max),
-                             "rel_movement": float(move), "dense_loss": dense})
+                             "rel_movement": move, "dense_loss": dense})
     return pd.DataFrame(rows)
 
 

@@ -77,6 +77,18 @@ def kernel_matrix(X, activation: str, n: int = 40) -> np.ndarray:
     return K
 
 
+def kappa_infinite(X, activation: str = "tanh", n: int = 40) -> float:
+    """The condition number of Definition 1's ``Phi_0 = sigma(X W_0^T)`` as the width goes
+    to infinity: ``Phi_0 Phi_0^T / N -> K`` (:func:`kernel_matrix`), so its singular values
+    scale like ``sqrt(N lambda(K))`` and ``kappa -> sqrt(lambda_max(K) / lambda_min(K))``
+    (``m <= N`` rows, unit-norm). What the data alone impose on Theorem 3's ``kappa^2``,
+    whatever the width (chapter 4; chapter 5 reuses it)."""
+    eig = np.linalg.eigvalsh(kernel_matrix(X, activation, n))
+    if eig[0] <= 0:
+        return float("inf")
+    return float(np.sqrt(eig[-1] / eig[0]))
+
+
 def feature_matrices(m: int, d: int, N: int, reps: int, activation: str, *, seed: int = 0):
     """``reps`` independent draws of ``(X, Phi_0)``: ``X`` of shape ``(reps, m, d)`` with
     unit-norm rows and ``Phi_0 = sigma(X W^T)`` of shape ``(reps, m, N)``, float64."""

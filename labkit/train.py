@@ -58,3 +58,20 @@ def pretrain_gd(net: TwoLayerNet, X: torch.Tensor, y: torch.Tensor, *, steps: in
             for p in net.parameters():
                 p -= step * p.grad
     return history
+
+
+def weight_movement(W0, W, b0=None, b=None) -> dict:
+    """How far training moved the weights: the relative Frobenius movement of the first
+    layer ``||W - W_0||_F / ||W_0||_F``, the largest movement of one neuron's first-layer
+    weights ``max_i ||w_i - w_i0||``, and, given ``b0`` and ``b``, the relative movement of
+    the second layer ``||b - b_0|| / ||b_0||``. The quantity Lemma 3 (chapter 3) and the
+    regime of Theorems 2-3 (chapter 4) are about; the two chapters share this one
+    definition."""
+    with torch.no_grad():
+        W0, W = torch.as_tensor(W0), torch.as_tensor(W)
+        out = {"rel_first": float((W - W0).norm() / W0.norm()),
+               "max_neuron": float((W - W0).norm(dim=-1).max())}
+        if b0 is not None and b is not None:
+            b0, b = torch.as_tensor(b0), torch.as_tensor(b)
+            out["rel_second"] = float((b - b0).norm() / b0.norm())
+    return out

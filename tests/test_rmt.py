@@ -102,3 +102,29 @@ def test_kernel_view_is_accurate_for_wide_matrices():
 def test_bad_rmt_configs_name_the_field(kw, field):
     with pytest.raises(ValueError, match=f"^{field}:"):
         config.get("rmt", **kw)
+
+
+@pytest.mark.parametrize("activation", ["tanh", "relu"])
+def test_kappa_infinite_is_the_wide_limit(activation):
+    """kappa of Phi_0 = sigma(X W^T) for N = 200,000 random neurons approaches
+    kappa_infinite; the square of it (the condition number of K itself) does not."""
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(12, 5))
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    W = rng.normal(size=(200_000, 5))
+    f = np.tanh if activation == "tanh" else (lambda v: np.maximum(v, 0))
+    A = f(X @ W.T)  # (m, N), Definition 1's orientation
+    eig = np.linalg.eigvalsh(A @ A.T / W.shape[0])
+    kappa_mc = np.sqrt(eig[-1] / eig[0])
+    got = labkit.kappa_infinite(X, activation)
+    assert got == pytest.approx(kappa_mc, rel=0.03)
+    assert not got**2 == pytest.approx(kappa_mc, rel=0.5)  # a wrong formula is told apart
+
+
+def test_kappa_infinite_grows_with_m_at_fixed_d():
+    rng = np.random.default_rng(3)
+    values = []
+    for m in (20, 80):
+        X = rng.normal(size=(m, 10))
+        values.append(labkit.kappa_infinite(X / np.linalg.norm(X, axis=1, keepdims=True)))
+    assert values[1] > 1.5 * values[0]

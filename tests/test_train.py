@@ -116,3 +116,14 @@ def test_unknown_loss():
     net, X, y = setup()
     with pytest.raises(ValueError, match=r"\bloss\b"):
         labkit.pretrain_gd(net, X, y, steps=1, lr=0.1, loss="hinge")
+
+
+def test_weight_movement_against_a_hand_computation():
+    W0 = torch.tensor([[3.0, 4.0], [0.0, 1.0]])
+    W = torch.tensor([[3.0, 4.0], [0.0, 3.0]])  # only neuron 2 moves, by 2
+    b0, b = torch.tensor([1.0, -1.0]), torch.tensor([1.0, 0.0])
+    got = labkit.weight_movement(W0, W, b0, b)
+    assert got["rel_first"] == pytest.approx(2 / 26**0.5)
+    assert got["max_neuron"] == pytest.approx(2.0)
+    assert got["rel_second"] == pytest.approx(1 / 2**0.5)
+    assert "rel_second" not in labkit.weight_movement(W0, W)
