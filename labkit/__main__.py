@@ -19,49 +19,60 @@ from labkit.runtime import get_device, get_mode
 from labkit.store import default_root
 
 
-def _fig1(cfg, out, device, name="fig1", **opts):
-    from labkit.fig1 import red_line, run_fig1
+def _fig1(cfg, out, device, name, **opts):
+    from labkit.fig1 import run_fig1
 
-    table = run_fig1(cfg, out=out, device=device, name=name, **opts)
-    if opts.get("dry_run"):
-        return table, None
+    return run_fig1(cfg, out=out, device=device, name=name, **opts)
+
+
+def _fig1_summary(cfg, table, name) -> str:
+    from labkit.fig1 import red_line
+
     mean = table.groupby(["N", "size", "method", "t"])["accuracy"].mean()
     summary = mean.groupby(["N", "size", "method"]).max().unstack("method")
-    return table, (f"best checkpoint's accuracy (mean over seeds):\n"
-                   f"{summary.round(4).to_string()}\n\nred line:\n"
-                   f"{red_line(table).to_string(index=False)}")
+    return (f"best checkpoint's accuracy (mean over seeds):\n"
+            f"{summary.round(4).to_string()}\n\nred line:\n"
+            f"{red_line(table).to_string(index=False)}")
 
 
-def _threshold(cfg, out, device, name="threshold", **opts):
+def _threshold(cfg, out, device, name, **opts):
+    return run_threshold(cfg, out=out, device=device, **opts)
+
+
+def _threshold_summary(cfg, table, name) -> str:
     from labkit.pretraining import threshold_summary, thresholds
 
-    table = run_threshold(cfg, out=out, device=device, **opts)
-    if opts.get("dry_run"):
-        return table, None
     summary = threshold_summary(thresholds(table, cfg.eps), n_boot=cfg.n_boot)
-    return table, f"threshold T* per (m, N):\n{summary.round(4).to_string(index=False)}"
+    return f"threshold T* per (m, N):\n{summary.round(4).to_string(index=False)}"
 
 
-def _table(cfg, out, device, name="table1", **opts):
-    from labkit.tables import run_table, table_view
+def _table(cfg, out, device, name, **opts):
+    from labkit.tables import run_table
 
-    table = run_table(cfg, out=out, device=device, name=name, **opts)
-    if opts.get("dry_run"):
-        return table, None
-    by = "size" if name == "table1" else "eps"
-    view = table_view(table, by).to_string(index=False)
-    return table, f"fine-tuned subnetwork test accuracy (%):\n{view}"
+    return run_table(cfg, out=out, device=device, name=name, **opts)
 
 
+def _table_summary(cfg, table, name) -> str:
+    from labkit.tables import table_view
+
+    view = table_view(table, "size" if name == "table1" else "eps").to_string(index=False)
+    return f"fine-tuned subnetwork test accuracy (%):\n{view}"
+
+
+# name -> (the sweep, its printed summary, what it is)
 EXPERIMENTS = {
-    "threshold": (_threshold, "chapter 4: the pre-training threshold T*(m), Theorem 3"),
-    "fig1": (_fig1, "Figure 1: MNIST, GFS vs pre-training, with baselines"),
-    "fig1_cpu": (_fig1, "Figure 1, the archived larger CPU run (all 5,000 offline digits, "
-                        "k=200, 8K iterations, width 200; about 20 minutes on 2 cores)"),
-    "table1": (_table, "Table 1: channel GFS on ResNet34/MobileNetV2 at pre-training "
-                       "checkpoints, CIFAR10 sub-datasets ($LABKIT_CIFAR_DIR) in full mode"),
-    "table2": (_table, "Table 2: the same at two tolerances, ImageNet ($LABKIT_IMAGENET_DIR "
-                       "with train/ and val/) in full mode"),
+    "threshold": (_threshold, _threshold_summary,
+                  "chapter 4: the pre-training threshold T*(m), Theorem 3"),
+    "fig1": (_fig1, _fig1_summary, "Figure 1: MNIST, GFS vs pre-training, with baselines"),
+    "fig1_cpu": (_fig1, _fig1_summary,
+                 "Figure 1, the archived larger CPU run (all 5,000 offline digits, k=200, 8K "
+                 "iterations, width 200; about 20 minutes on 2 cores)"),
+    "table1": (_table, _table_summary,
+               "Table 1: channel GFS on ResNet34/MobileNetV2 at pre-training checkpoints, "
+               "CIFAR10 sub-datasets ($LABKIT_CIFAR_DIR) in full mode"),
+    "table2": (_table, _table_summary,
+               "Table 2: the same at two tolerances, ImageNet ($LABKIT_IMAGENET_DIR with "
+               "train/ and val/) in full mode"),
 }
 
 
@@ -90,7 +101,7 @@ def main(argv=None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run an experiment",
                          description="experiments: " + "; ".join(
-                             f"{k} ({v[1]})" for k, v in EXPERIMENTS.items()))
+                             f"{k} ({v[2]})" for k, v in EXPERIMENTS.items()))
     run.add_argument("experiment", choices=sorted(EXPERIMENTS))
     run.add_argument("--mode", choices=["quick", "full"], default=None,
                      help="preset (default: $LABKIT_MODE, else quick)")
@@ -123,10 +134,9 @@ def main(argv=None) -> int:
               "found or --device cpu); paper-scale runs take far longer here",
               file=sys.stderr)
     out = args.out or default_root(mode)
-    fn, _ = EXPERIMENTS[args.experiment]
+    sweep, summarize, _ = EXPERIMENTS[args.experiment]
     try:
-        table, summary = fn(cfg, out, device, name=args.experiment, only=only,
-                            dry_run=args.dry_run)
+        table = sweep(cfg, out, device, name=args.experiment, only=only, dry_run=args.dry_run)
     except FileNotFoundError as err:
         # a missing dataset: its message says what to set; a traceback would bury it
         print(f"labkit run {args.experiment}: {err}", file=sys.stderr)
@@ -138,7 +148,7 @@ def main(argv=None) -> int:
         return 0
     print(f"{args.experiment} ({mode}, {device}): {len(table)} rows -> "
           f"{out}/{args.experiment}/results.csv, manifest.json")
-    print(summary)
+    print(summarize(cfg, table, args.experiment))
     return 0
 
 

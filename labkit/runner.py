@@ -25,7 +25,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from labkit.store import ResultStore
+from labkit.store import ResultStore, write_text_atomic
 
 PROGRESS_ENV = "LABKIT_PROGRESS"  # 1 / 0: progress bars on / off, whatever else holds
 # seconds per unit of a cell's work (FLOPs) before any cell of the run has been timed: an
@@ -90,12 +90,6 @@ def manifest(cfg, device, wall_s: float, computed: int, reused: int) -> dict:
         "wall_time_s": round(wall_s, 3), "cells_computed": computed, "cells_reused": reused,
         "seeds": list(getattr(cfg, "seeds", [])),
     }
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)  # readers see the old file or the new one, never half of one
 
 
 def parse_only(items) -> dict:
@@ -165,11 +159,11 @@ def plan(name: str, cells: list[dict], *, store: ResultStore, work, device) -> p
     keys = _varying(cells)
     rows = []
     for cell in cells:
-        seconds = store.seconds(name, cell)
         done = store.load(name, cell) is not None
+        seconds = store.seconds(name, cell) if done else None
         rows.append({**{k: cell[k] for k in keys}, "status": "done" if done else "todo",
                      "work_gflop": work(cell) / 1e9 if work else float("nan"),
-                     "seconds": seconds if done else float("nan")})
+                     "seconds": float("nan") if seconds is None else seconds})
     table = pd.DataFrame(rows)
     timed = table[(table["status"] == "done") & table["seconds"].notna()]
     if len(timed) and timed["work_gflop"].sum() > 0:
@@ -213,13 +207,13 @@ def run_cells(name: str, cfg, cells, compute, to_rows, *, out: str | os.PathLike
             computed += fresh
             frames.append(to_rows(cell, payload))
             root.mkdir(parents=True, exist_ok=True)
-            _atomic_write(root / "results.csv",
+            write_text_atomic(root / "results.csv",
                           pd.concat(frames, ignore_index=True).to_csv(index=False))
             info = manifest(cfg, device, time.perf_counter() - start, computed,
                             n + 1 - computed)
             info.update(cells_done=n + 1, cells_total=len(cells), complete=n + 1 == len(cells),
                         only=only or None)
-            _atomic_write(root / "manifest.json", json.dumps(info, indent=2))
+            write_text_atomic(root / "manifest.json", json.dumps(info, indent=2))
             if bar is not None:
                 bar.update()
     finally:

@@ -35,6 +35,15 @@ def default_root(mode: str) -> Path:
     return root / mode
 
 
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and ``os.replace``: readers see
+    the old file or the new one, never half of one (results tables, manifests, the
+    distributed CLI's result)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
 def _blob(obj) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"))
 

@@ -36,6 +36,7 @@ from labkit.distributed.launch import (
 )
 from labkit.gfs import LOSSES, _as_tensors, _check_args, _check_labels
 from labkit.runtime import get_device
+from labkit.store import write_text_atomic
 
 _TYPES = (".npz", ".npy", ".pt")
 
@@ -126,13 +127,6 @@ def _rank_block(args, rank: int, P: int):
     return block.contiguous(), y
 
 
-def _write_atomic(path: Path, payload: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(payload, indent=1))
-    os.replace(tmp, path)  # readers see the old file or the new one, never half of one
-
-
 def _parser() -> argparse.ArgumentParser:
     from labkit.model import ACTIVATIONS
 
@@ -196,13 +190,14 @@ def main(argv=None) -> int:
     finally:
         dist.destroy_process_group()
     if rank == 0:
-        _write_atomic(args.out, {
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(args.out, json.dumps({
             "order": res.order.tolist(), "losses": res.losses.tolist(), "loss": res.loss,
             "replacement": res.replacement, "N": int(len(res.counts)), "m": int(y.shape[0]),
             "k": res.k, "nprocs": P,
             "bytes_per_step": bytes_per_step(int(y.shape[0]), P,
                                              itemsize=block.element_size(), loss=args.loss),
-            "step_s": times["step_s"].tolist()})
+            "step_s": times["step_s"].tolist()}, indent=1))
     return 0
 
 
