@@ -27,11 +27,21 @@ from labkit.experiments import (
     polytope_gap,
     polytope_gap_table,
     pretrained_teacher_student,
+    regime_movement,
     theorem1_table,
 )
 from labkit.fig1 import red_line, run_fig1
 from labkit.frank_wolfe import FWResult, best_multiset, frank_wolfe, polytope_min, squared_loss
 from labkit.gfs import GFSResult, greedy_forward_selection
+from labkit.growth import (
+    bootstrap_p,
+    compare_laws,
+    fit_boxcox,
+    form_test,
+    holdout_error,
+    paired_difference,
+    t_interval,
+)
 from labkit.model import TwoLayerNet, export_pruned
 from labkit.plotting import (
     draw_polytope,
@@ -50,13 +60,7 @@ from labkit.plotting import (
     plot_threshold,
     show,
 )
-from labkit.pretraining import (
-    fit_growth,
-    run_threshold,
-    threshold_summary,
-    thresholds,
-    train_batched,
-)
+from labkit.pretraining import fit_growth, load_selections, run_threshold, train_batched
 from labkit.rmt import (
     activation_moments,
     feature_matrices,
@@ -70,6 +74,12 @@ from labkit.rmt import (
 from labkit.runner import load_archive
 from labkit.runtime import get_device, get_mode, seed_everything
 from labkit.store import ResultStore, default_root
+from labkit.thresholds import (
+    prune_threshold,
+    theorem_bound,
+    threshold_runs,
+    threshold_sensitivity,
+)
 from labkit.train import dense_loss, pretrain_gd, weight_movement
 
 __all__ = [
@@ -86,7 +96,10 @@ __all__ = [
     "pretrain_gd", "red_line", "relative_errors", "run_fig1", "run_threshold",
     "seed_everything", "show", "sigma_min_grid", "singular_stats", "squared_loss",
     "teacher_student",
-    "theorem1_neurons", "theorem1_table", "threshold_summary", "thresholds", "train_batched",
+    "theorem1_neurons", "theorem1_table", "theorem_bound", "threshold_runs",
+    "threshold_sensitivity", "train_batched", "bootstrap_p", "compare_laws", "fit_boxcox",
+    "form_test", "holdout_error", "paired_difference", "t_interval", "load_selections",
+    "prune_threshold", "regime_movement",
     "unit_sphere", "weight_movement",
 ]
 

@@ -36,14 +36,17 @@ def _fig1_summary(cfg, table, name) -> str:
 
 
 def _threshold(cfg, out, device, name, **opts):
-    return run_threshold(cfg, out=out, device=device, **opts)
+    return run_threshold(cfg, out=out, device=device, name=name, **opts)
 
 
 def _threshold_summary(cfg, table, name) -> str:
-    from labkit.pretraining import threshold_summary, thresholds
+    from labkit.thresholds import threshold_runs
 
-    summary = threshold_summary(thresholds(table, cfg.eps), n_boot=cfg.n_boot)
-    return f"threshold T* per (m, N):\n{summary.round(4).to_string(index=False)}"
+    runs = threshold_runs(table, delta=cfg.delta, tol=cfg.tol)
+    cols = ["T_dense", "dense_censored", "T_prune", "prune_zero", "kappa", "rel_first"]
+    summary = runs.groupby(["scaling", "d", "N", "m"])[cols].mean()
+    return (f"thresholds per cell (mean over seeds; delta = {cfg.delta:g}, tol = {cfg.tol:g})"
+            f":\n{summary.round(4).to_string()}")
 
 
 def _table(cfg, out, device, name, **opts):
@@ -62,7 +65,10 @@ def _table_summary(cfg, table, name) -> str:
 # name -> (the sweep, its printed summary, what it is)
 EXPERIMENTS = {
     "threshold": (_threshold, _threshold_summary,
-                  "chapter 4: the pre-training threshold T*(m), Theorem 3"),
+                  "chapter 4: the pre-training threshold (Theorem 3) in the theorem's regime"),
+    "threshold_cpu": (_threshold, _threshold_summary,
+                      "chapter 4, the archived CPU run: m = 32..1024 at N = 4096 (and to 256 at "
+                      "N = 1024), d = 10 and 100, 10 seeds, both step rules, 8K iterations"),
     "fig1": (_fig1, _fig1_summary, "Figure 1: MNIST, GFS vs pre-training, with baselines"),
     "fig1_cpu": (_fig1, _fig1_summary,
                  "Figure 1, the archived larger CPU run (all 5,000 offline digits, k=200, 8K "

@@ -205,39 +205,125 @@ class Lemma1Config(_Config):
             raise ValueError(f"eps: must be positive, got {self.eps!r}")
 
 
+# Theorems 2-3's regime (book design, section 9): an over-parameterized network and a
+# subnetwork well below the width
+THRESHOLD_M_RATIO = 4  # m <= N / 4
+THRESHOLD_K_RATIO = 8  # k <= N / 8
+THRESHOLD_SCALINGS = ("theorem", "mean_field")
+
+
 @dataclass(frozen=True, repr=False)  # _Config's repr: one field per line
 class ThresholdConfig(_Config):
-    """Chapter 4: the pre-training threshold ``T*(m)`` (Theorem 3), measured."""
+    """Chapter 4: how much pre-training Theorem 3's threshold needs, measured in the
+    theorem's regime. ``grid`` pairs each width ``N`` with its dataset sizes ``m``; every
+    cell must have ``m <= N/4`` and ``k <= N/8``. ``scalings``: Theorem 2's step
+    (``"theorem"``, ``lr_theorem`` a fraction of it) and the mean-field step ``lr * N``
+    (``"mean_field"``, the contrast). ``deltas``: the dense-loss levels whose first
+    crossing is recorded; ``delta``, ``tol`` (the pruned loss's relative distance to its
+    plateau) and ``n_boot`` are analysis settings, not part of a cell's key."""
 
-    m_values: tuple[int, ...] = (10, 20, 40, 80, 160, 320)
-    widths: tuple[int, ...] = (200, 400)
-    seeds: tuple[int, ...] = (0, 1, 2)
-    d: int = 10
+    grid: tuple = ((512, (16, 32, 64, 128)), (256, (16, 32, 64)))
+    d_values: tuple[int, ...] = (10, 100)
+    scalings: tuple[str, ...] = THRESHOLD_SCALINGS
+    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     teacher_width: int = 8
-    lr: float = 0.5
-    checkpoints: tuple[int, ...] = (0, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 4000)
-    k: int = 256
-    eps: float = 5e-4
-    n_boot: int = 2000
+    lr_theorem: float = 1.0
+    lr_mean_field: float = 0.5
+    steps: int = 2000
+    checkpoints: tuple[int, ...] = (0, 10, 20, 50, 100, 200, 300, 500, 700, 1000, 1250, 1500,
+                                    1750, 2000)
+    k: int = 32
+    deltas: tuple[float, ...] = (1e-2, 3e-3, 1e-3, 3e-4, 1e-4, 3e-5)
+    delta: float = 1e-3
+    tol: float = 0.1
+    n_boot: int = 500
     dtype: str = "float32"
+    # the regime check (labkit.regime_movement): weight movement against the width
+    movement_m: int = 32
+    movement_widths: tuple[int, ...] = (128, 256, 512, 1024, 2048, 4096)
+    movement_steps: int = 1000
 
-    _positive = ("d", "teacher_width", "lr", "k", "eps", "n_boot")
+    _positive = ("teacher_width", "lr_theorem", "lr_mean_field", "steps", "k", "delta",
+                 "tol", "n_boot", "movement_m", "movement_steps")
+
+    def __post_init__(self):
+        # the grid is a tuple of (N, (m, ...)) pairs; canonical ints so digests agree
+        try:
+            grid = tuple((int(N), tuple(int(m) for m in ms)) for N, ms in self.grid)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"grid: must be pairs (N, (m, ...)), got {self.grid!r}") from err
+        object.__setattr__(self, "grid", grid)
+        super().__post_init__()
 
     def validate(self):
-        if len(self.m_values) < 2 or min(self.m_values) < 2:
-            raise ValueError(f"m_values: need at least two dataset sizes, each m >= 2, "
-                             f"got {self.m_values!r}")
-        _check_widths(self.widths)
+        if not self.grid:
+            raise ValueError("grid: need at least one (N, (m, ...)) pair")
+        for N, ms in self.grid:
+            if len(ms) < 2 or min(ms) < 2 or len(set(ms)) != len(ms):
+                raise ValueError(f"grid: need at least two distinct dataset sizes m >= 2 at "
+                                 f"N = {N}, got {ms!r}")
+            too_big = [m for m in ms if THRESHOLD_M_RATIO * m > N]
+            if too_big:
+                raise ValueError(
+                    f"grid: m = {too_big[0]} > N/{THRESHOLD_M_RATIO} = {N // THRESHOLD_M_RATIO}"
+                    f" at width N = {N}; Theorems 2-3 cover an over-parameterized network, "
+                    f"m <= N/{THRESHOLD_M_RATIO}")
+        narrowest = min(N for N, _ in self.grid)
+        if THRESHOLD_K_RATIO * self.k > narrowest:
+            raise ValueError(f"k: {self.k} > N/{THRESHOLD_K_RATIO} = "
+                             f"{narrowest // THRESHOLD_K_RATIO} at width N = {narrowest}; "
+                             f"pruning means k well below N (k <= N/{THRESHOLD_K_RATIO})")
+        if len(self.movement_widths) < 2 or \
+                THRESHOLD_M_RATIO * self.movement_m > min(self.movement_widths):
+            raise ValueError(f"movement_widths: need at least two widths, each at least "
+                             f"{THRESHOLD_M_RATIO} x movement_m = "
+                             f"{THRESHOLD_M_RATIO * self.movement_m}, got "
+                             f"{self.movement_widths!r}")
+        if not self.d_values or min(self.d_values) < 1:
+            raise ValueError(f"d_values: must be positive integers, got {self.d_values!r}")
+        for s in self.scalings:
+            if s not in THRESHOLD_SCALINGS:
+                raise ValueError(f"scalings: unknown step rule {s!r}; allowed: "
+                                 f"{', '.join(THRESHOLD_SCALINGS)}")
+        if not self.scalings:
+            raise ValueError("scalings: need at least one step rule")
+        if self.lr_theorem > 1:
+            raise ValueError(f"lr_theorem: a fraction of Theorem 2's step, at most 1 (larger "
+                             f"steps are outside the theorem), got {self.lr_theorem}")
         _check_seeds(self.seeds)
         if self.dtype not in ("float32", "float64"):
             raise ValueError(f"dtype: unknown dtype {self.dtype!r}; allowed: float32, float64")
         _check_schedule("checkpoints", self.checkpoints, min_len=2)
+        if self.checkpoints[0] != 0 or self.checkpoints[-1] != self.steps:
+            raise ValueError(f"checkpoints: must run from 0 to steps = {self.steps}, got "
+                             f"{self.checkpoints!r}")
+        if sum(t >= self.steps / 2 for t in self.checkpoints) < 3:
+            raise ValueError("checkpoints: need at least 3 in the second half of the horizon "
+                             "(the pruned loss's plateau is read there)")
+        if not self.deltas or min(self.deltas) <= 0 or self.delta not in self.deltas:
+            raise ValueError(f"delta: must be one of deltas {self.deltas!r} (positive), got "
+                             f"{self.delta!r}")
 
-    def cell_params(self, m: int, N: int) -> dict:
-        """Everything one ``(m, N)`` cell's result depends on (its store key)."""
-        return {"m": m, "N": N, "seeds": list(self.seeds), "d": self.d,
-                "teacher_width": self.teacher_width, "lr": self.lr,
-                "checkpoints": list(self.checkpoints), "k": self.k, "dtype": self.dtype}
+    @property
+    def k_values(self) -> tuple[int, ...]:
+        """The subnetwork sizes whose GFS loss is kept: powers of two from 8 below ``k``,
+        and ``k`` (GFS's path gives every size up to ``k`` at once)."""
+        return tuple(sorted({*(2**i for i in range(3, 20) if 2**i < self.k), self.k}))
+
+    def cells(self) -> list[dict]:
+        """Every ``(m, N, d, scaling)`` of the sweep, ordered so that one ``(m, d)``'s data
+        are reused while they are warm."""
+        return [{"m": m, "N": N, "d": d, "scaling": s} for d in self.d_values
+                for m in sorted({m for _, ms in self.grid for m in ms})
+                for N, ms in self.grid if m in ms for s in self.scalings]
+
+    def cell_params(self, m: int, N: int, d: int, scaling: str) -> dict:
+        """Everything one cell's result depends on (its store key)."""
+        lr = self.lr_theorem if scaling == "theorem" else self.lr_mean_field
+        return {"m": m, "N": N, "d": d, "scaling": scaling, "lr": lr,
+                "seeds": list(self.seeds), "teacher_width": self.teacher_width,
+                "steps": self.steps, "checkpoints": list(self.checkpoints), "k": self.k,
+                "deltas": list(self.deltas), "dtype": self.dtype}
 
 
 @dataclass(frozen=True, repr=False)  # _Config's repr: one field per line
@@ -438,10 +524,23 @@ PRESETS: dict[str, dict[str, _Config]] = {
     },
     "threshold": {
         "quick": ThresholdConfig(),
+        # a GPU-sized grid: m to 4,096 at N = 16,384, 20K iterations
         "full": ThresholdConfig(
-            m_values=(100, 300, 1000, 3000, 10000, 30000, 100000), widths=(1000, 4000),
-            seeds=tuple(range(10)), d=50, k=2048,
-            checkpoints=(0, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000, 50000)),
+            grid=((16384, (32, 64, 128, 256, 512, 1024, 2048, 4096)),
+                  (4096, (32, 64, 128, 256, 512, 1024))),
+            seeds=tuple(range(10)), k=128, steps=20000,
+            checkpoints=(0, 10, 20, 50, 100, 200, 500, 1000, 2000, 3000, 5000, 7000, 10000,
+                         12500, 15000, 17500, 20000)),
+    },
+    # the archived CPU run of chapter 4 (the same in both modes): m = 32..1024 at N = 4096
+    # and 32..256 at N = 1024, d = 10 and 100, ten seeds, k = 128, both step rules
+    "threshold_cpu": {
+        mode: ThresholdConfig(
+            grid=((4096, (32, 64, 128, 256, 512, 1024)), (1024, (32, 64, 128, 256))),
+            seeds=tuple(range(10)), k=128, steps=8000,
+            checkpoints=(0, 10, 20, 50, 100, 200, 300, 500, 700, 1000, 1500, 2000, 3000,
+                         4000, 5000, 6000, 7000, 8000))
+        for mode in ("quick", "full")
     },
     "rmt": {
         "quick": RMTConfig(),
@@ -519,7 +618,7 @@ def _env_overrides(name: str) -> dict:
         table = json.loads(text)
     except ValueError as err:
         raise ValueError(f"{OVERRIDES_ENV}: not valid JSON ({err}); expected an object like "
-                         '{"threshold": {"m_values": [10, 20]}}') from err
+                         '{"threshold": {"steps": 500}}') from err
     if not isinstance(table, dict) or not all(isinstance(v, dict) for v in table.values()):
         raise ValueError(f"{OVERRIDES_ENV}: expected an object mapping experiment names to "
                          f"objects of fields, got {text[:80]!r}")

@@ -154,6 +154,39 @@ def lemma3_movement(cfg):
     return pd.DataFrame(rows)
 
 
+def regime_movement(cfg) -> pd.DataFrame:
+    """Chapter 4, the regime of Theorems 2-3 measured: ``cfg.movement_m`` data points
+    (``d = cfg.d_values[0]``), every width of ``cfg.movement_widths`` and seed, trained for
+    ``cfg.movement_steps`` iterations under each step rule of ``cfg.scalings`` by
+    :func:`labkit.train_batched`; one row per run with :func:`labkit.weight_movement` (the
+    definition chapter 3's Lemma 3 table uses), the largest move of one second-layer weight,
+    ``sigma_min`` of the features before and after (Theorem 2 needs it to stay near
+    ``lambda_0``) and the final dense loss."""
+    from labkit.pretraining import train_batched
+
+    m, d, rows = cfg.movement_m, cfg.d_values[0], []
+    data = [teacher_student(m, d, teacher_width=cfg.teacher_width, seed=s) for s in cfg.seeds]
+    X, y = torch.stack([v[0] for v in data]), torch.stack([v[1] for v in data])
+    for N in cfg.movement_widths:
+        nets = [TwoLayerNet(d, N, generator=torch.Generator().manual_seed(s)) for s in cfg.seeds]
+        W0 = torch.stack([n.W.detach() for n in nets])
+        b0 = torch.stack([n.b.detach() for n in nets])
+        sv0 = torch.linalg.svdvals(torch.tanh(X @ W0.transpose(1, 2)).double())
+        for scaling in cfg.scalings:
+            W, b = W0.clone(), b0.clone()
+            lr = cfg.lr_theorem if scaling == "theorem" else cfg.lr_mean_field
+            hist = train_batched(X, y, W, b, steps=cfg.movement_steps, lr=lr, scaling=scaling,
+                                 sigma_max=sv0[:, 0])
+            sv = torch.linalg.svdvals(torch.tanh(X @ W.transpose(1, 2)).double())
+            for j, seed in enumerate(cfg.seeds):
+                rows.append({"scaling": scaling, "N": N, "seed": seed,
+                             **weight_movement(W0[j], W[j], b0[j], b[j]),
+                             "max_b_move": float((b[j] - b0[j]).abs().max()),
+                             "sigma_min_0": float(sv0[j, -1]), "sigma_min_t": float(sv[j, -1]),
+                             "dense_loss": float(hist[-1, j])})
+    return pd.DataFrame(rows)
+
+
 def theorem1_table(bound, eps_values) -> pd.DataFrame:
     """Chapter 3, Theorem 1: for each excess ``eps`` over the dense loss, the neuron count
     the bound guarantees (Lambert W, with ``c = D^2/m`` and ``a = l(z_1)``) against the

@@ -11,38 +11,66 @@ finished (:func:`labkit.runner.run_cells`), so a killed sweep resumes where it s
 
 from __future__ import annotations
 
+import functools
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import torch
 
-from labkit.bounds import diameter
 from labkit.data import teacher_student
 from labkit.gfs import greedy_forward_selection
 from labkit.model import TwoLayerNet
+from labkit.rmt import kappa_infinite
 from labkit.runner import run_cells, step_bar
 from labkit.store import code_digest
+from labkit.train import weight_movement
 
 EXPERIMENT = "threshold"
+BATCH_ENTRIES = 1 << 22  # activations (B m N) per batched training call
+ROW_FIELDS = ["t", "seed", "dense_loss"]
+MOVEMENT_FIELDS = ["rel_first", "max_neuron", "rel_second", "max_b_move", "phi_norm2"]
 # the source files a cell's numbers depend on (see store.code_digest)
-CODE_DIGEST = code_digest("pretraining.py", "gfs.py", "bounds.py", "data.py", "model.py")
-# column order of a cell's rows: fixed here, since stored JSON sorts its keys
-ROW_FIELDS = ["t", "seed", "dense_loss", "pruned_loss", "loss_z1", "D2_over_m"]
+CODE_DIGEST = code_digest("pretraining.py", "gfs.py", "rmt.py", "data.py", "model.py",
+                          "train.py")
+
+
+SCALINGS = ("theorem", "mean_field")
 
 
 def train_batched(X: torch.Tensor, y: torch.Tensor, W: torch.Tensor, b: torch.Tensor, *,
-                  steps: int, lr: float) -> np.ndarray:
-    """Full-batch mean-field GD on a batch of independent tanh networks, in place.
+                  steps: int, lr: float, scaling: str = "mean_field",
+                  sigma_max=None) -> np.ndarray:
+    """Full-batch GD on a batch of independent tanh networks, in place.
 
     ``X``: ``(B, m, d)``, ``y``: ``(B, m)``, ``W``: ``(B, N, d)``, ``b``: ``(B, N)``. Network
     ``j`` is ``f_j(x) = (1/N) sum_i b_ji tanh(w_ji . x)`` with squared loss
-    ``(1/m) sum (f_j - y_j)^2``; the step is ``theta <- theta - lr * N * grad`` exactly as
-    :func:`labkit.pretrain_gd` takes it, with the gradient written out by hand (no autograd
-    graph per step). Returns the loss of every network before each step and after the last,
-    shape ``(steps + 1, B)``.
+    ``(1/m) sum (f_j - y_j)^2``, the gradient written out by hand (no autograd graph per
+    step). Two step rules (chapter 4):
+
+    - ``"mean_field"``: ``theta <- theta - lr * N * grad`` for both layers, exactly as
+      :func:`labkit.pretrain_gd` takes it (each neuron moves ``O(1)``: not the NTK regime);
+    - ``"theorem"``: Theorem 2's step. Appendix B identifies the network with Song et al.'s
+      ``Phi V``, ``V = b / N``; one GD step ``eta`` on ``(W, V)`` is a step ``N^2 eta`` on
+      ``b`` and ``eta`` on ``W``, with ``eta = lr * m / (2 sigma_max(Phi_0)^2)`` per network
+      (``sigma_max``, shape ``(B,)``), the largest step for which the second layer's residual
+      contracts (``lr = 1``: by ``1 - 1/kappa^2`` per step in its slowest direction).
+
+    Returns the loss of every network before each step and after the last, shape
+    ``(steps + 1, B)``.
     """
-    m, N = X.shape[1], W.shape[1]
-    history = np.empty((steps + 1, X.shape[0]))
-    A = torch.empty(X.shape[0], m, N, dtype=X.dtype, device=X.device)  # reused every step
+    if scaling not in SCALINGS:
+        raise ValueError(f"scaling: unknown step rule {scaling!r}; allowed: {', '.join(SCALINGS)}")
+    B, m, N = X.shape[0], X.shape[1], W.shape[1]
+    if scaling == "theorem":
+        if sigma_max is None:
+            raise ValueError("sigma_max: the theorem's step needs sigma_max(Phi_0) per network")
+        eta = lr * m / (2 * torch.as_tensor(sigma_max, dtype=X.dtype, device=X.device) ** 2)
+        step_b, step_W = (N * N * eta).view(B, 1), eta.view(B, 1, 1)
+    else:
+        step_b = step_W = lr * N
+    history = np.empty((steps + 1, B))
+    A = torch.empty(B, m, N, dtype=X.dtype, device=X.device)  # reused every step
     for t in range(steps + 1):
         torch.bmm(X, W.transpose(1, 2), out=A).tanh_()  # (B, m, N)
         r = torch.baddbmm(y.unsqueeze(2), A, b.unsqueeze(2), beta=-1, alpha=1 / N).squeeze(2)
@@ -59,124 +87,188 @@ def train_batched(X: torch.Tensor, y: torch.Tensor, W: torch.Tensor, b: torch.Te
         gX = g.unsqueeze(2) * X  # (B, m, d)
         AgX = torch.bmm(gX.transpose(1, 2), A.square_())  # (B, d, N)
         grad_W = (gX.sum(1).unsqueeze(2) - AgX).transpose(1, 2).mul_(b.unsqueeze(2) / N)
-        b -= lr * N * grad_b
-        W -= lr * N * grad_W
+        b -= step_b * grad_b
+        W -= step_W * grad_W
     return history
 
 
-def _init_cell(cfg, m: int, N: int, seed: int, dtype):
-    X, y = teacher_student(m, cfg.d, teacher_width=cfg.teacher_width, seed=seed, dtype=dtype)
-    net = TwoLayerNet(cfg.d, N, generator=torch.Generator().manual_seed(seed), dtype=dtype)
+def _init_cell(cfg, m: int, N: int, d: int, seed: int, dtype):
+    X, y = teacher_student(m, d, teacher_width=cfg.teacher_width, seed=seed, dtype=dtype)
+    net = TwoLayerNet(d, N, generator=torch.Generator().manual_seed(seed), dtype=dtype)
     return X, y, net.W.detach().clone(), net.b.detach().clone()
 
 
-def _singular_values(X, W):
-    """sigma_min and sigma_max of Definition 1's ``Phi_0 = tanh(X W_0^T)`` (``m x N``)."""
-    s = torch.linalg.svdvals(torch.tanh(X @ W.T).double())
-    return float(s.min()), float(s.max())
+@functools.lru_cache(maxsize=64)
+def _kappa_infinite(m: int, d: int, teacher_width: int, seed: int) -> float:
+    """The wide-width limit of kappa for one run's data (it does not depend on ``N`` or the
+    step rule, so a sweep computes it once per ``(m, d, seed)``)."""
+    X, _ = teacher_student(m, d, teacher_width=teacher_width, seed=seed, dtype=torch.float64)
+    return kappa_infinite(X)
 
 
-def run_cell(cfg, m: int, N: int, device=None) -> dict:
-    """One ``(m, N)`` cell for every seed of ``cfg``: returns plain lists (JSON-ready)."""
+def _linear_crossings(U, S, r0, factor, steps: int, deltas) -> list[int]:
+    """First step at which the loss of the *second-layer-only* linear model falls to each
+    ``delta``: with the features frozen at ``Phi_0`` (``m x N``, SVD ``U S V^T``), GD on
+    ``b`` multiplies the residual's component along ``u_j`` by ``1 - factor * s_j^2`` per
+    step, so ``L(t) = (1/m) sum_j (u_j . r_0)^2 (1 - factor s_j^2)^(2t)`` exactly.
+    ``-1``: not within ``steps``."""
+    c2 = (U.T @ r0.double()) ** 2
+    rest = float(r0.double() @ r0.double() - c2.sum())  # outside the column space (m > N)
+    q = (1 - factor * S**2) ** 2
+    out, t = [], torch.arange(steps + 1, dtype=torch.float64)
+    # (steps + 1, m) at once is at most 8001 x 1024 doubles: 66 MB
+    L = ((q[None, :] ** t[:, None]) * c2[None, :]).sum(1).add_(max(rest, 0.0)) / len(r0)
+    for delta in deltas:
+        hit = torch.nonzero(L <= delta)
+        out.append(int(hit[0]) if len(hit) else -1)
+    return out
+
+
+def history_steps(steps: int, n: int = 60) -> list[int]:
+    """The steps at which a cell keeps the dense loss for plots: 0 and about ``n``
+    log-spaced steps up to ``steps`` (thresholds are read from every step, in the cell)."""
+    grid = np.unique(np.round(np.logspace(0, np.log10(max(steps, 1)), n)).astype(int))
+    return [0, *[int(v) for v in grid if v <= steps]]
+
+
+def _first_crossings(history: np.ndarray, offset: int, deltas, found: np.ndarray) -> None:
+    """Update ``found[i, j]`` (first step with loss <= ``deltas[i]`` for network ``j``,
+    ``-1`` while none) from the losses ``history`` of steps ``offset, offset + 1, ...``."""
+    for i, delta in enumerate(deltas):
+        below = history <= delta  # (steps, B)
+        for j in np.flatnonzero((found[i] < 0) & below.any(0)):
+            found[i, j] = offset + int(np.argmax(below[:, j]))
+
+
+def run_cell(cfg, m: int, N: int, d: int, scaling: str, device=None) -> dict:
+    """One ``(m, N, d, scaling)`` cell for every seed of ``cfg``: plain lists (JSON-ready).
+
+    Per seed: ``sigma_min``/``sigma_max`` of ``Phi_0`` (Definition 1), the infinite-width
+    kappa, the first step at which the dense loss reaches each ``cfg.deltas`` (read from
+    every step's loss, ``-1`` if not within the horizon) and the same for the
+    second-layer-only linear model, and ``sigma_min`` of the features at the horizon (how
+    far they moved from ``Phi_0``). Per checkpoint and seed: the dense loss, the GFS loss at
+    ``cfg.k_values`` neurons, the selection (``cfg.k`` indices in order), the weight
+    movement (:func:`labkit.weight_movement`) and Lemma 3's ``max_i ||Phi_i||^2 / m``."""
     device = torch.device(device or "cpu")
     dtype = getattr(torch, cfg.dtype)
-    parts = [_init_cell(cfg, m, N, seed, dtype) for seed in cfg.seeds]
-    X, y, W, b = (torch.stack([p[i] for p in parts]).to(device) for i in range(4))
-    svals = [_singular_values(X[j], W[j]) for j in range(len(cfg.seeds))]
-    rows, t, dense_history = [], 0, []
-    with step_bar(cfg.checkpoints[-1], f"m={m} N={N}: pre-training") as bar:
+    lr = cfg.lr_theorem if scaling == "theorem" else cfg.lr_mean_field
+    parts = [_init_cell(cfg, m, N, d, seed, dtype) for seed in cfg.seeds]
+    X, y, W, b = (torch.stack([p[i] for p in parts]) for i in range(4))
+    W0, b0 = W.clone(), b.clone()
+    per_seed = []
+    for j, seed in enumerate(cfg.seeds):
+        Phi0 = torch.tanh(X[j] @ W[j].T)  # (m, N), Definition 1
+        U, s, _ = torch.linalg.svd(Phi0.double(), full_matrices=False)
+        r0 = Phi0 @ b[j] / N - y[j]
+        factor = (lr / float(s[0]) ** 2 if scaling == "theorem" else 2 * lr / (m * N))
+        per_seed.append({
+            "sigma_min": float(s[min(m, N) - 1]), "sigma_max": float(s[0]),
+            "kappa_inf": _kappa_infinite(m, d, cfg.teacher_width, seed),
+            "L0": float(r0 @ r0 / m),
+            "T_lin": _linear_crossings(U, s, r0, factor, cfg.steps, cfg.deltas)})
+    sigma_max = torch.tensor([p["sigma_max"] for p in per_seed], dtype=torch.float64)
+    X, y, W, b = (v.to(device) for v in (X, y, W, b))
+    # seeds train in groups of at most BATCH_ENTRIES activations: one network of m = 1024,
+    # N = 4096 alone runs 1.9x faster per step than ten batched, whose 168 MB of
+    # activations leave the cache (measured on the 2-core CPU)
+    per_group = max(1, BATCH_ENTRIES // (m * N))
+    groups = [slice(lo, lo + per_group) for lo in range(0, len(cfg.seeds), per_group)]
+    found = np.full((len(cfg.deltas), len(cfg.seeds)), -1)
+    keep = history_steps(cfg.steps)
+    history, rows, t = {}, [], 0
+    with step_bar(cfg.steps, f"m={m} N={N} d={d} {scaling}: pre-training") as bar:
         for target in cfg.checkpoints:
-            hist = train_batched(X, y, W, b, steps=target - t, lr=cfg.lr)
-            dense_history.append(hist[-1].tolist())
+            hist = np.concatenate([  # the steps t..target of every seed, (steps + 1, S)
+                train_batched(X[g], y[g], W[g], b[g], steps=target - t, lr=lr,
+                              scaling=scaling, sigma_max=sigma_max[g]) for g in groups], 1)
+            _first_crossings(hist[1:] if target > t else hist, t + (target > t), cfg.deltas,
+                             found)
+            history.update({s: hist[s - t].tolist() for s in keep if t <= s <= target})
             bar.update(target - t)
             t = target
             for j, seed in enumerate(cfg.seeds):
                 Phi = b[j, :, None] * torch.tanh(W[j] @ X[j].T)  # (N, m), as TwoLayerNet
-                res = greedy_forward_selection(Phi, y[j], cfg.k)
-                D, _ = diameter(Phi)
-                rows.append({"t": t, "seed": seed, "dense_loss": float(hist[-1, j]),
-                             "pruned_loss": float(res.losses[-1]),
-                             "loss_z1": float(res.losses[0]), "D2_over_m": D**2 / m})
-    return {"rows": rows,
-            "sigma_min": [s[0] for s in svals], "sigma_max": [s[1] for s in svals]}
+                res = greedy_forward_selection(Phi.cpu(), y[j].cpu(), cfg.k)
+                move = weight_movement(W0[j], W[j].cpu(), b0[j], b[j].cpu())
+                rows.append({
+                    "t": t, "seed": seed, "dense_loss": float(hist[-1, j]),
+                    **{f"pruned_{kk}": float(res.losses[kk - 1]) for kk in cfg.k_values},
+                    **move, "max_b_move": float((b[j].cpu() - b0[j]).abs().max()),
+                    "phi_norm2": float((Phi * Phi).sum(1).max()) / m,
+                    "selection": res.order.tolist()})
+    for j, p in enumerate(per_seed):
+        p["T_dense"] = found[:, j].tolist()
+        # how far the features moved from Definition 1's: sigma_min of Phi at the horizon
+        Phi_end = torch.tanh(X[j] @ W[j].T).double().cpu()
+        p["sigma_min_end"] = float(torch.linalg.svdvals(Phi_end)[min(m, N) - 1])
+    return {"rows": rows, "seeds": per_seed,
+            "history": {str(s): v for s, v in sorted(history.items())}}
 
 
 def cell_work(cfg, cell: dict) -> float:
     """Floating-point operations of one cell, roughly (``--dry-run``'s estimate): full-batch
-    GD on every seed (forward and backward, ``6 m N d`` per step) and GFS at every checkpoint
-    (``2 N m`` per selected neuron)."""
-    m, N, S = cell["m"], cell["N"], len(cfg.seeds)
-    train = 6 * m * N * cfg.d * cfg.checkpoints[-1]
+    GD on every seed (the step's products, ``6 m N d``, plus ~20 for tanh and the
+    elementwise passes per entry) and GFS at every checkpoint (``2 N m`` per neuron)."""
+    m, N, d, S = cell["m"], cell["N"], cell["d"], len(cfg.seeds)
+    train = (6 * d + 20) * m * N * cfg.steps
     return S * (train + len(cfg.checkpoints) * 2 * cfg.k * N * m)
 
 
 def run_threshold(cfg, *, out, device=None, only: dict | None = None,
-                  dry_run: bool = False) -> pd.DataFrame:
-    """The whole sweep over ``cfg.m_values x cfg.widths``, resumable under ``out`` (see
-    :func:`labkit.runner.run_cells`: finished cells are reused, and ``results.csv`` and
-    ``manifest.json`` are rewritten after each). Returns a tidy table: one row per
-    ``(m, N, seed, t)``; ``only`` selects cells, ``dry_run`` returns the plan instead."""
+                  dry_run: bool = False, name: str = EXPERIMENT) -> pd.DataFrame:
+    """The whole sweep, one cell per ``(d, m, N, scaling)`` of ``cfg.cells()``, resumable
+    under ``out`` (see :func:`labkit.runner.run_cells`: finished cells are reused, and
+    ``results.csv`` and ``manifest.json`` are rewritten after each). Returns a tidy table,
+    one row per ``(m, N, d, scaling, seed, t)``: the checkpoints (with the pruned losses)
+    and the kept steps of the dense loss (``kind``), the per-seed quantities repeated;
+    ``only`` selects cells, ``dry_run`` returns the plan instead."""
     device = torch.device(device or "cpu")
-    cells = [{**cfg.cell_params(m, N), "code": CODE_DIGEST}
-             for N in cfg.widths for m in cfg.m_values]
+    cells = [{**cfg.cell_params(**c), "code": CODE_DIGEST} for c in cfg.cells()]
 
     def to_rows(cell, payload):
-        df = pd.DataFrame(payload["rows"], columns=ROW_FIELDS)
-        smin = dict(zip(cfg.seeds, payload["sigma_min"], strict=True))
-        smax = dict(zip(cfg.seeds, payload["sigma_max"], strict=True))
-        df["sigma_min"] = df["seed"].map(smin)
-        df["kappa"] = df["seed"].map(smax) / df["sigma_min"]
-        df.insert(0, "N", cell["N"])
-        df.insert(0, "m", cell["m"])
+        # fixed column and step order: a cell read back from JSON has its keys sorted
+        df = pd.DataFrame(payload["rows"], columns=ROW_FIELDS + [
+            f"pruned_{k}" for k in cfg.k_values] + MOVEMENT_FIELDS)
+        df.insert(0, "kind", "checkpoint")
+        steps = sorted(payload["history"], key=int)
+        hist = pd.DataFrame([{"kind": "history", "t": int(s), "seed": seed, "dense_loss": v}
+                             for s in steps
+                             for seed, v in zip(cfg.seeds, payload["history"][s], strict=True)])
+        df = pd.concat([df, hist], ignore_index=True)
+        for j, seed in enumerate(cfg.seeds):
+            p = payload["seeds"][j]
+            sel = df["seed"] == seed
+            for key in ("sigma_min", "sigma_max", "kappa_inf", "L0", "sigma_min_end"):
+                df.loc[sel, key] = p[key]
+            for delta, T_dense, T_lin in zip(cfg.deltas, p["T_dense"], p["T_lin"],
+                                             strict=True):
+                df.loc[sel, f"T_dense_{delta:g}"] = T_dense
+                df.loc[sel, f"T_lin_{delta:g}"] = T_lin
+        df["kappa"] = df["sigma_max"] / df["sigma_min"]
+        for key in ("scaling", "d", "N", "m"):  # each to the front: m, N, d, scaling, ...
+            df.insert(0, key, cell[key])
         return df
 
-    return run_cells(EXPERIMENT, cfg, cells,
-                     lambda cell: run_cell(cfg, cell["m"], cell["N"], device), to_rows,
-                     out=out, device=device, only=only, dry_run=dry_run,
-                     work=lambda cell: cell_work(cfg, cell))
+    return run_cells(name, cfg, cells,
+                     lambda c: run_cell(cfg, c["m"], c["N"], c["d"], c["scaling"], device),
+                     to_rows, out=out, device=device, only=only, dry_run=dry_run,
+                     work=lambda c: cell_work(cfg, c))
 
 
-def thresholds(df: pd.DataFrame, eps: float) -> pd.DataFrame:
-    """``T*`` per ``(m, N, seed)``: the first pre-training iteration at which the pruned loss
-    is within ``eps`` of the reference (``pruned <= reference + eps``), the reference being
-    the pruned loss after the longest pre-training of that run. Between checkpoints the
-    crossing is interpolated linearly in ``(log(1 + t), log loss)``. Also the empirical
-    linear rate of the dense loss: minus the slope of ``log L(t)`` against ``t`` over the
-    checkpoints before it drops below 1e-12."""
-    if not eps > 0:
-        raise ValueError(f"eps: must be positive, got {eps!r}")
-    out = []
-    for (m, N, seed), g in df.groupby(["m", "N", "seed"]):
-        g = g.sort_values("t")
-        t, loss = g["t"].to_numpy(float), g["pruned_loss"].to_numpy()
-        target = loss[-1] + eps
-        above = np.flatnonzero(loss > target)
-        if len(above) == 0:
-            T = 0.0
-        else:
-            i = above[-1]  # last checkpoint still above; the next one is within
-            x0, x1 = np.log1p(t[i]), np.log1p(t[i + 1])
-            y0, y1, yt = np.log(loss[i]), np.log(loss[i + 1]), np.log(target)
-            T = float(np.expm1(x0 + (x1 - x0) * (y0 - yt) / (y0 - y1)))
-        dense = g["dense_loss"].to_numpy()
-        ok = dense > 1e-12
-        rate = -np.polyfit(t[ok], np.log(dense[ok]), 1)[0] if ok.sum() >= 2 else np.nan
-        out.append({"m": m, "N": N, "seed": seed, "T_star": T, "rate": rate,
-                    "sigma_min": g["sigma_min"].iloc[0], "kappa": g["kappa"].iloc[0]})
-    return pd.DataFrame(out)
+def load_selections(cfg, out, name: str = EXPERIMENT) -> pd.DataFrame:
+    """The GFS selection of every checkpoint of a finished sweep under ``out`` (one row per
+    ``(m, N, d, scaling, seed, t)``, ``selection`` the ``cfg.k`` neuron indices in order):
+    what a stopping rule (a later chapter) is evaluated on."""
+    from labkit.store import ResultStore
 
-
-def threshold_summary(T: pd.DataFrame, *, n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
-    """Mean ``T*`` per ``(m, N)`` with a 90% bootstrap interval over seeds."""
-    rng = np.random.default_rng(seed)
-    rows = []
-    for (m, N), g in T.groupby(["m", "N"]):
-        v = g["T_star"].to_numpy()
-        boots = rng.choice(v, size=(n_boot, len(v)), replace=True).mean(1)
-        lo, hi = np.quantile(boots, [0.05, 0.95])
-        rows.append({"m": m, "N": N, "T_mean": v.mean(), "T_lo": lo, "T_hi": hi,
-                     "kappa": g["kappa"].mean(), "sigma_min": g["sigma_min"].mean(),
-                     "rate": g["rate"].mean()})
+    store, rows = ResultStore(Path(out) / name / "cells"), []
+    for c in cfg.cells():
+        payload = store.load(name, {**cfg.cell_params(**c), "code": CODE_DIGEST})
+        if payload is None:
+            continue
+        rows += [{**c, "seed": r["seed"], "t": r["t"], "selection": r["selection"]}
+                 for r in payload["rows"]]
     return pd.DataFrame(rows)
 
 
