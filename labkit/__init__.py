@@ -46,12 +46,14 @@ from labkit.model import TwoLayerNet, export_pruned
 from labkit.plotting import (
     draw_polytope,
     plot_condition,
+    plot_dense_vs_t,
     plot_fig1,
+    plot_form,
     plot_lemma1,
     plot_lemma3,
     plot_loss_vs_k,
-    plot_mechanism,
     plot_methods,
+    plot_movement,
     plot_polytopes,
     plot_pruned_vs_t,
     plot_sigma_min,
@@ -75,10 +77,14 @@ from labkit.runner import load_archive
 from labkit.runtime import get_device, get_mode, seed_everything
 from labkit.store import ResultStore, default_root
 from labkit.thresholds import (
+    form_table,
+    growth_table,
     prune_threshold,
     theorem_bound,
     threshold_runs,
     threshold_sensitivity,
+    verdict_table,
+    width_table,
 )
 from labkit.train import dense_loss, pretrain_gd, weight_movement
 
@@ -90,7 +96,8 @@ __all__ = [
     "greedy_forward_selection", "harmonic", "kappa_infinite", "kernel_matrix", "lemma1_bound",
     "lemma1_on_networks", "lemma3_movement", "load_archive", "load_mnist", "mnist_regression",
     "neurons_needed", "plot_condition", "plot_fig1", "plot_lemma1", "plot_lemma3",
-    "plot_loss_vs_k", "plot_mechanism", "plot_methods", "plot_polytopes", "plot_pruned_vs_t",
+    "plot_loss_vs_k", "plot_dense_vs_t", "plot_form", "plot_movement", "plot_methods",
+    "plot_polytopes", "plot_pruned_vs_t",
     "plot_sigma_min", "plot_speedup", "plot_step_times", "plot_threshold", "polytope_gap",
     "polytope_gap_table", "polytope_min", "pretrained_teacher_student",
     "pretrain_gd", "red_line", "relative_errors", "run_fig1", "run_threshold",
@@ -99,7 +106,8 @@ __all__ = [
     "theorem1_neurons", "theorem1_table", "theorem_bound", "threshold_runs",
     "threshold_sensitivity", "train_batched", "bootstrap_p", "compare_laws", "fit_boxcox",
     "form_test", "holdout_error", "paired_difference", "t_interval", "load_selections",
-    "prune_threshold", "regime_movement",
+    "prune_threshold", "regime_movement", "form_table", "growth_table", "width_table",
+    "verdict_table",
     "unit_sphere", "weight_movement",
 ]
 

@@ -94,8 +94,17 @@ class _Config:
         """Experiment-specific checks (overridden)."""
 
     def __repr__(self) -> str:
-        """One field per line, so that a printed config fits any column."""
-        lines = [f"    {f.name}={getattr(self, f.name)!r}," for f in dataclasses.fields(self)]
+        """One field per line, a long value wrapped onto indented lines, so that a printed
+        config fits an 88-character column."""
+        import pprint
+
+        lines = []
+        for f in dataclasses.fields(self):
+            head = f"    {f.name}="
+            text = pprint.pformat(getattr(self, f.name), width=87 - len(head), compact=True)
+            first, *rest = text.splitlines()
+            lines += [head + first, *(" " * len(head) + line for line in rest)]
+            lines[-1] += ","
         return "\n".join([f"{type(self).__name__}(", *lines, ")"])
 
     def _repr_html_(self) -> str:
@@ -229,7 +238,6 @@ class ThresholdConfig(_Config):
     teacher_width: int = 8
     lr_theorem: float = 1.0
     lr_mean_field: float = 0.5
-    steps: int = 2000
     checkpoints: tuple[int, ...] = (0, 10, 20, 50, 100, 200, 300, 500, 700, 1000, 1250, 1500,
                                     1750, 2000)
     k: int = 32
@@ -243,8 +251,14 @@ class ThresholdConfig(_Config):
     movement_widths: tuple[int, ...] = (128, 256, 512, 1024, 2048, 4096)
     movement_steps: int = 1000
 
-    _positive = ("teacher_width", "lr_theorem", "lr_mean_field", "steps", "k", "delta",
-                 "tol", "n_boot", "movement_m", "movement_steps")
+    _positive = ("teacher_width", "lr_theorem", "lr_mean_field", "k", "delta", "tol",
+                 "n_boot", "movement_m", "movement_steps")
+    _tied = ("delta",)  # must be one of deltas
+
+    @property
+    def steps(self) -> int:
+        """The horizon: the last checkpoint."""
+        return self.checkpoints[-1]
 
     def __post_init__(self):
         # the grid is a tuple of (N, (m, ...)) pairs; canonical ints so digests agree
@@ -268,6 +282,8 @@ class ThresholdConfig(_Config):
                     f"grid: m = {too_big[0]} > N/{THRESHOLD_M_RATIO} = {N // THRESHOLD_M_RATIO}"
                     f" at width N = {N}; Theorems 2-3 cover an over-parameterized network, "
                     f"m <= N/{THRESHOLD_M_RATIO}")
+        if len({N for N, _ in self.grid}) != len(self.grid):
+            raise ValueError(f"grid: each width once, got {self.grid!r}")
         narrowest = min(N for N, _ in self.grid)
         if THRESHOLD_K_RATIO * self.k > narrowest:
             raise ValueError(f"k: {self.k} > N/{THRESHOLD_K_RATIO} = "
@@ -285,8 +301,8 @@ class ThresholdConfig(_Config):
             if s not in THRESHOLD_SCALINGS:
                 raise ValueError(f"scalings: unknown step rule {s!r}; allowed: "
                                  f"{', '.join(THRESHOLD_SCALINGS)}")
-        if not self.scalings:
-            raise ValueError("scalings: need at least one step rule")
+        if not self.scalings or len(set(self.scalings)) != len(self.scalings):
+            raise ValueError(f"scalings: need distinct step rules, got {self.scalings!r}")
         if self.lr_theorem > 1:
             raise ValueError(f"lr_theorem: a fraction of Theorem 2's step, at most 1 (larger "
                              f"steps are outside the theorem), got {self.lr_theorem}")
@@ -294,9 +310,9 @@ class ThresholdConfig(_Config):
         if self.dtype not in ("float32", "float64"):
             raise ValueError(f"dtype: unknown dtype {self.dtype!r}; allowed: float32, float64")
         _check_schedule("checkpoints", self.checkpoints, min_len=2)
-        if self.checkpoints[0] != 0 or self.checkpoints[-1] != self.steps:
-            raise ValueError(f"checkpoints: must run from 0 to steps = {self.steps}, got "
-                             f"{self.checkpoints!r}")
+        if self.checkpoints[0] != 0:
+            raise ValueError(f"checkpoints: must start at 0 (the pruned loss before "
+                             f"pre-training), got {self.checkpoints!r}")
         if sum(t >= self.steps / 2 for t in self.checkpoints) < 3:
             raise ValueError("checkpoints: need at least 3 in the second half of the horizon "
                              "(the pruned loss's plateau is read there)")
@@ -528,7 +544,7 @@ PRESETS: dict[str, dict[str, _Config]] = {
         "full": ThresholdConfig(
             grid=((16384, (32, 64, 128, 256, 512, 1024, 2048, 4096)),
                   (4096, (32, 64, 128, 256, 512, 1024))),
-            seeds=tuple(range(10)), k=128, steps=20000,
+            seeds=tuple(range(10)), k=128,
             checkpoints=(0, 10, 20, 50, 100, 200, 500, 1000, 2000, 3000, 5000, 7000, 10000,
                          12500, 15000, 17500, 20000)),
     },
@@ -537,7 +553,7 @@ PRESETS: dict[str, dict[str, _Config]] = {
     "threshold_cpu": {
         mode: ThresholdConfig(
             grid=((4096, (32, 64, 128, 256, 512, 1024)), (1024, (32, 64, 128, 256))),
-            seeds=tuple(range(10)), k=128, steps=8000,
+            seeds=tuple(range(10)), k=128,
             checkpoints=(0, 10, 20, 50, 100, 200, 300, 500, 700, 1000, 1500, 2000, 3000,
                          4000, 5000, 6000, 7000, 8000))
         for mode in ("quick", "full")
@@ -618,7 +634,7 @@ def _env_overrides(name: str) -> dict:
         table = json.loads(text)
     except ValueError as err:
         raise ValueError(f"{OVERRIDES_ENV}: not valid JSON ({err}); expected an object like "
-                         '{"threshold": {"steps": 500}}') from err
+                         '{"threshold": {"k": 16}}') from err
     if not isinstance(table, dict) or not all(isinstance(v, dict) for v in table.values()):
         raise ValueError(f"{OVERRIDES_ENV}: expected an object mapping experiment names to "
                          f"objects of fields, got {text[:80]!r}")
@@ -665,6 +681,8 @@ def parse_overrides(name: str, items, mode: str | None = None) -> dict:
             value = ast.literal_eval(text.strip())
         except (ValueError, SyntaxError):
             value = text.strip()
+            if types[field].startswith("tuple") and "," in value:  # names: a,b -> (a, b)
+                value = tuple(v.strip() for v in value.split(","))
         if types[field].startswith("tuple"):
             value = tuple(value) if isinstance(value, (tuple, list)) else (value,)
         elif types[field] == "str" and not isinstance(value, str):

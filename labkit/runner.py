@@ -183,9 +183,11 @@ def run_cells(name: str, cfg, cells, compute, to_rows, *, out: str | os.PathLike
     """Run every cell (a dict of parameters) of an experiment: ``compute(cell)`` returns a
     JSON-ready payload, ``to_rows(cell, payload)`` the cell's rows of the tidy table. Finished
     cells are read back from ``out``; ``results.csv`` and ``manifest.json`` are rewritten
-    after every cell. Runs naming the same ``shared`` store (e.g. Tables 1 and 2) reuse each
-    other's cells. ``only`` selects cells (:func:`select_cells`); ``dry_run`` returns
-    :func:`plan` (``work(cell)``: the cell's estimated floating-point operations)."""
+    after every cell (the manifest's ``cell_seconds``: the compute time of the cells so far,
+    as recorded when each was computed, whichever run computed it). Runs naming the same
+    ``shared`` store (e.g. Tables 1 and 2) reuse each other's cells. ``only`` selects cells
+    (:func:`select_cells`); ``dry_run`` returns :func:`plan` (``work(cell)``: the cell's
+    estimated floating-point operations)."""
     root, device = Path(out) / name, torch.device(device)
     store = ResultStore(Path(out) / shared / "cells" if shared else root / "cells")
     key = shared or name
@@ -193,7 +195,7 @@ def run_cells(name: str, cfg, cells, compute, to_rows, *, out: str | os.PathLike
     if dry_run:
         return plan(key, cells, store=store, work=work, device=device)
     keys = _varying(cells)
-    start, computed, frames = time.perf_counter(), 0, []
+    start, computed, frames, cell_s = time.perf_counter(), 0, [], 0.0
     bar = None
     if progress_enabled():
         from tqdm.auto import tqdm
@@ -205,6 +207,7 @@ def run_cells(name: str, cfg, cells, compute, to_rows, *, out: str | os.PathLike
                 bar.set_postfix_str(_label(cell, keys))
             payload, fresh = store.get_or_compute(key, cell, lambda cell=cell: compute(cell))
             computed += fresh
+            cell_s += store.seconds(key, cell) or 0.0  # as measured when it was computed
             frames.append(to_rows(cell, payload))
             root.mkdir(parents=True, exist_ok=True)
             write_text_atomic(root / "results.csv",
@@ -212,7 +215,7 @@ def run_cells(name: str, cfg, cells, compute, to_rows, *, out: str | os.PathLike
             info = manifest(cfg, device, time.perf_counter() - start, computed,
                             n + 1 - computed)
             info.update(cells_done=n + 1, cells_total=len(cells), complete=n + 1 == len(cells),
-                        only=only or None)
+                        only=only or None, cell_seconds=round(cell_s, 3))
             write_text_atomic(root / "manifest.json", json.dumps(info, indent=2))
             if bar is not None:
                 bar.update()

@@ -19,8 +19,9 @@ import pytest
 from labkit import __main__ as cli
 from labkit import config, runner
 
-TINY = ["--set", "m_values=10,20,40", "--set", "widths=30", "--set", "seeds=0",
-        "--set", "checkpoints=0,20,50", "--set", "k=8", "--set", "n_boot=50"]
+TINY = ["--set", "grid=((32, (2, 4, 8)),)", "--set", "d_values=3", "--set", "scalings=theorem",
+        "--set", "seeds=0", "--set", "checkpoints=0,20,30,40,50",
+        "--set", "k=4", "--set", "n_boot=50"]
 
 
 def run(tmp_path, *args) -> int:
@@ -33,19 +34,26 @@ def cells_of(table: pd.DataFrame) -> set:
 
 
 def test_set_overrides_reach_the_config_and_the_manifest(tmp_path, capsys):
-    assert run(tmp_path, "--set", "lr=0.25") == 0
+    assert run(tmp_path, "--set", "lr_theorem=0.25") == 0
     info = json.loads((tmp_path / "threshold" / "manifest.json").read_text())
-    assert info["fields"]["lr"] == 0.25 and info["fields"]["m_values"] == [10, 20, 40]
+    assert info["fields"]["lr_theorem"] == 0.25 and info["fields"]["grid"] == [[32, [2, 4, 8]]]
     assert info["complete"] and info["cells_done"] == info["cells_total"] == 3
-    expected = config.get("threshold", mode="quick", lr=0.25, m_values=(10, 20, 40),
-                          widths=(30,), seeds=(0,), checkpoints=(0, 20, 50), k=8, n_boot=50)
+    stored = [json.loads(f.read_text())["seconds"]
+              for f in (tmp_path / "threshold" / "cells").rglob("*.json")]
+    assert info["cell_seconds"] == pytest.approx(sum(stored), abs=1e-3)
+    assert info["cell_seconds"] > 0
+    expected = config.get("threshold", mode="quick", lr_theorem=0.25, grid=((32, (2, 4, 8)),),
+                          d_values=(3,), scalings=("theorem",), seeds=(0,),
+                          checkpoints=(0, 20, 30, 40, 50), k=4, n_boot=50)
     assert info["digest"] == expected.digest()
 
 
 @pytest.mark.parametrize("item, words", [
     ("k=abc", ["k: must be an integer", "'abc'"]),
-    ("kk=3", ["kk: not a field of ThresholdConfig", "allowed:", "m_values"]),
+    ("kk=3", ["kk: not a field of ThresholdConfig", "allowed:", "grid"]),
     ("seeds=0,0", ["seeds: must be distinct"]),
+    ("grid=((32, (2, 16)),)", ["grid: m = 16 > N/4 = 8 at width N = 32"]),
+    ("k=8", ["k: 8 > N/8 = 4 at width N = 32"]),
     ("k", ["--set: expected FIELD=VALUE"]),
 ])
 def test_bad_set_is_a_usage_error_naming_the_field(tmp_path, capsys, item, words):
@@ -59,23 +67,24 @@ def test_bad_set_is_a_usage_error_naming_the_field(tmp_path, capsys, item, words
 
 def test_parse_overrides_types():
     got = config.parse_overrides("threshold", ["k=100", "seeds=3", "dtype=float64",
-                                               "eps=1e-3", "checkpoints=(0, 5)"])
-    assert got == {"k": 100, "seeds": (3,), "dtype": "float64", "eps": 1e-3,
-                   "checkpoints": (0, 5)}
+                                               "delta=1e-3", "checkpoints=(0, 5)",
+                                               "scalings=theorem", "grid=((64, (4, 8)),)"])
+    assert got == {"k": 100, "seeds": (3,), "dtype": "float64", "delta": 1e-3,
+                   "checkpoints": (0, 5), "scalings": ("theorem",), "grid": ((64, (4, 8)),)}
 
 
 def test_only_runs_the_selected_cells(tmp_path):
-    assert run(tmp_path, "--only", "m=10,40") == 0
+    assert run(tmp_path, "--only", "m=2,8") == 0
     table = pd.read_csv(tmp_path / "threshold" / "results.csv")
-    assert cells_of(table) == {(10, 30), (40, 30)}
+    assert cells_of(table) == {(2, 32), (8, 32)}
     info = json.loads((tmp_path / "threshold" / "manifest.json").read_text())
-    assert info["only"] == {"m": [10, 40]} and info["cells_total"] == 2
+    assert info["only"] == {"m": [2, 8]} and info["cells_total"] == 2
     assert len(list((tmp_path / "threshold" / "cells").rglob("*.json"))) == 2
 
 
 @pytest.mark.parametrize("item, words", [
     ("q=1", ["'q' is not a cell parameter", "allowed:", "m"]),
-    ("m=11", ["no cell matches m in [11]", "m: 10, 20, 40"]),
+    ("m=11", ["no cell matches m in [11]", "m: 2, 4, 8"]),
     ("m", ["--only: expected FIELD=VALUE"]),
 ])
 def test_bad_only_is_a_usage_error(tmp_path, capsys, item, words):
@@ -91,7 +100,7 @@ def test_dry_run_lists_cells_computes_nothing_and_calibrates(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "3 cells, 0 done, 3 to run" in out and "assumed" in out
     assert not (tmp_path / "threshold").exists()  # nothing written
-    assert run(tmp_path, "--only", "m=10") == 0
+    assert run(tmp_path, "--only", "m=2") == 0
     capsys.readouterr()
     assert run(tmp_path, "--dry-run") == 0
     out = capsys.readouterr().out
@@ -170,8 +179,10 @@ def test_sigkill_leaves_a_table_of_every_finished_cell(tmp_path):
     land between the two for at most the one cell in hand; the rerun reuses it."""
     out = tmp_path / "out"
     args = [sys.executable, "-m", "labkit", "run", "threshold", "--out", str(out),
-            "--set", "m_values=10,20,40,80,160,320", "--set", "widths=200,400",
-            "--set", "seeds=0", "--set", "n_boot=50"]
+            "--set", "grid=((128, (4, 8, 16, 32)), (64, (4, 8, 16)))", "--set", "k=8",
+            "--set", "d_values=10", "--set", "scalings=theorem,mean_field", "--set", "seeds=0",
+            "--set", "checkpoints=0,100,200,300,400,500,600",
+            "--set", "n_boot=50"]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     manifest = out / "threshold" / "manifest.json"
     deadline = time.time() + 180
@@ -183,12 +194,14 @@ def test_sigkill_leaves_a_table_of_every_finished_cell(tmp_path):
     proc.wait()
     info = json.loads(manifest.read_text())
     table = pd.read_csv(out / "threshold" / "results.csv")
-    stored = {(c["params"]["m"], c["params"]["N"]) for c in
+    stored = {(c["params"]["m"], c["params"]["N"], c["params"]["scaling"]) for c in
               (json.loads(f.read_text()) for f in (out / "threshold" / "cells").rglob("*.json"))}
-    assert not info["complete"] and 2 <= info["cells_done"] < 12, "the kill should land midway"
-    assert cells_of(table) <= stored and len(stored - cells_of(table)) <= 1
-    assert len(cells_of(table)) == info["cells_done"]
-    assert len(table) == info["cells_done"] * 1 * 11  # seeds x checkpoints per cell
+    assert not info["complete"] and 2 <= info["cells_done"] < 14, "the kill should land midway"
+    got = set(map(tuple, table[["m", "N", "scaling"]].drop_duplicates().to_numpy().tolist()))
+    assert got <= stored and len(stored - got) <= 1
+    assert len(got) == info["cells_done"]
+    # seeds x checkpoints per cell
+    assert (table["kind"] == "checkpoint").sum() == info["cells_done"] * 1 * 7
     subprocess.run(args, check=True, capture_output=True)
     info = json.loads(manifest.read_text())
     assert info["complete"] and info["cells_reused"] == len(stored)

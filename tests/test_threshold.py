@@ -20,7 +20,7 @@ from labkit import config
 from labkit.pretraining import EXPERIMENT, run_cell
 
 TINY = dict(grid=((16, (2, 3, 4)), (24, (3, 6))), d_values=(3,), seeds=(0, 1), k=2,
-            steps=30, checkpoints=(0, 2, 5, 10, 15, 20, 25, 30), deltas=(1e-1, 1e-2, 1e-3),
+            checkpoints=(0, 2, 5, 10, 15, 20, 25, 30), deltas=(1e-1, 1e-2, 1e-3),
             delta=1e-2, dtype="float64", movement_m=4, movement_widths=(16, 64, 256),
             movement_steps=40)
 
@@ -171,7 +171,7 @@ def test_theorem_cell_matches_the_linear_model_and_its_bound():
     those of the second-layer-only linear model (to a step or two) and below the
     derivation's bound T <= log(L0/delta) / (-2 log(1 - 1/kappa^2)). A deliberately wrong
     bound, with kappa in place of kappa^2, fails."""
-    cfg = tiny(steps=600, checkpoints=(0, 100, 300, 400, 600), deltas=(3e-2, 1e-2, 3e-3),
+    cfg = tiny(checkpoints=(0, 100, 300, 400, 600), deltas=(3e-2, 1e-2, 3e-3),
                delta=1e-2)
     m, N, d = 6, 400, 3
     out = run_cell(cfg, m, N, d, "theorem")
@@ -259,7 +259,7 @@ SWEEP = textwrap.dedent("""
 
 
 def test_killed_sweep_resumes_without_recomputing(tmp_path):
-    kw = {**TINY, "steps": 3000, "checkpoints": (0, 10, 100, 1000, 1500, 2000, 3000)}
+    kw = {**TINY, "checkpoints": (0, 10, 100, 1000, 1500, 2000, 3000)}
     kill_midway_and_resume(SWEEP.format(tiny=kw), tmp_path,
                            lambda out: out / EXPERIMENT / "cells" / EXPERIMENT,
                            len(tiny().cells()), signal.SIGKILL)
@@ -277,7 +277,7 @@ def test_prune_threshold_rule_by_hand():
     assert labkit.prune_threshold(t, [0.5, 2, 2, 1, 1, 1, 1], 0.1)[:2] == (0.0, False)
     # still falling in the second half: reaches tolerance only after t = 50, censored there
     T, censored, _, drift = labkit.prune_threshold(t, [9, 8, 7, 6, 2, 1.5, 1], 0.1)
-    assert (T, censored) == (50.0, True) and drift < -0.5
+    assert (T, censored) == (50.0, True) and drift == pytest.approx(-0.5)
     with pytest.raises(ValueError, match="^tol:"):
         labkit.prune_threshold(t, [1] * 7, 0)
 
@@ -317,7 +317,8 @@ def test_threshold_runs_read_every_run_and_censor(tmp_path):
     (dict(k=3), "k"),  # k > N/8 at the narrowest width, 16
     (dict(k=0), "k"), (dict(delta=0.5), "delta"), (dict(tol=0.0), "tol"),
     (dict(checkpoints=(0, 10, 10, 30)), "checkpoints"), (dict(checkpoints=(5, 30)), "checkpoints"),
-    (dict(checkpoints=(0, 2, 5, 20)), "checkpoints"),  # does not end at steps
+    (dict(checkpoints=(2, 5, 20)), "checkpoints"),  # does not start at 0
+    (dict(grid=((16, (2, 3)), (16, (4,)))), "grid"), (dict(scalings=("theorem",) * 2), "scalings"),
     (dict(checkpoints=(0, 2, 5, 10, 30)), "checkpoints"),  # one in the second half
     (dict(seeds=(0, 0)), "seeds"), (dict(dtype="float16"), "dtype"),
     (dict(lr_theorem=0.0), "lr_theorem"), (dict(lr_theorem=1.5), "lr_theorem"),

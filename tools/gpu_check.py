@@ -138,14 +138,22 @@ def _batched(dev, big):
 def _threshold(dev, big):
     from labkit.pretraining import run_cell
 
-    cfg = lk.config.get("threshold", mode="quick", dtype="float64", seeds=(0, 1),
-                        checkpoints=(0, 20, 100) if big else (0, 5, 20), k=32 if big else 8)
-    m, N = (160, 400) if big else (20, 30)
-    got, ref = run_cell(cfg, m, N, device=dev), run_cell(cfg, m, N, device="cpu")
-    keys = ("dense_loss", "pruned_loss", "loss_z1", "D2_over_m")
-    a = [[r[key] for key in keys] for r in got["rows"]]
-    b = [[r[key] for key in keys] for r in ref["rows"]]
-    return close(a, b, rtol=1e-7, atol=1e-12)
+    m, N = (128, 1024) if big else (8, 64)
+    cfg = lk.config.get("threshold", mode="quick", dtype="float64", seeds=(0, 1), k=8,
+                        grid=((N, (m, 2 * m)),),
+                        checkpoints=(0, 20, 100, 150, 200) if big else (0, 5, 10, 15, 20))
+    ok, details = True, []
+    for scaling in cfg.scalings:  # both step rules' hand-written gradients on the device
+        got = run_cell(cfg, m, N, 10, scaling, device=dev)
+        ref = run_cell(cfg, m, N, 10, scaling, device="cpu")
+        keys = ("dense_loss", f"pruned_{cfg.k}", "rel_first", "rel_second")
+        a = [[r[key] for key in keys] for r in got["rows"]]
+        b = [[r[key] for key in keys] for r in ref["rows"]]
+        same, detail = close(a, b, rtol=1e-7, atol=1e-12)
+        same = same and [p["T_dense"] for p in got["seeds"]] == \
+            [p["T_dense"] for p in ref["seeds"]]
+        ok, details = ok and same, details + [f"{scaling}: {detail}"]
+    return ok, "; ".join(details)
 
 
 @check("fig1-cell")
@@ -230,9 +238,9 @@ def _distributed(dev, big):
 @check("chapter-04")
 def _chapter(dev, big):
     """Chapter 4 as a plain script: full mode (so the device is the GPU), small sizes."""
-    sizes = {"m_values": [10, 20, 40, 80], "widths": [200 if big else 100], "seeds": [0, 1],
-             "checkpoints": [0, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 4000],
-             "k": 64, "eps": 5e-4, "n_boot": 200}
+    N = 2048 if big else 256
+    sizes = {"grid": [[N, [16, 32, 64]]], "seeds": [0, 1, 2], "k": 32,
+             "checkpoints": [0, 10, 50, 100, 200, 500, 1000, 1500, 2000], "n_boot": 50}
     with tempfile.TemporaryDirectory() as results:
         env = {**os.environ, "LABKIT_MODE": "full", "LABKIT_RESULTS": results,
                "LABKIT_OVERRIDES": json.dumps({"threshold": sizes}),

@@ -2,8 +2,9 @@
 
 Styling lives here so chapters stay one call per figure (book design, sections 6 and 10).
 Every figure is drawn in one house style (:mod:`~labkit.plotting.style`: ``RC``, applied by
-``_styled``); the figures themselves are in :mod:`~labkit.plotting.theory` (chapters 1-5)
-and :mod:`~labkit.plotting.experiments` (chapters 6-8):
+``_styled``); the figures themselves are in :mod:`~labkit.plotting.theory` (chapters 1-3 and 5),
+:mod:`~labkit.plotting.threshold` (chapter 4) and :mod:`~labkit.plotting.experiments`
+(chapters 6-8):
 
 - at most :data:`COLUMN_PX` pixels wide at :data:`DPI`, so the page shows it at its natural
   size, and every text at least 10 pt there (:data:`MIN_FONT_PT`);
@@ -29,16 +30,21 @@ from labkit.plotting.theory import (
     plot_lemma1,
     plot_lemma3,
     plot_loss_vs_k,
-    plot_mechanism,
     plot_polytopes,
-    plot_pruned_vs_t,
     plot_sigma_min,
+)
+from labkit.plotting.threshold import (
+    plot_dense_vs_t,
+    plot_form,
+    plot_movement,
+    plot_pruned_vs_t,
     plot_threshold,
 )
 
 __all__ = [
     "COLUMN_PX", "DPI", "MIN_FONT_PT", "ONE", "RC", "TWO", "draw_polytope", "plot_condition",
-    "plot_deep_table", "plot_fig1", "plot_lemma1", "plot_lemma3", "plot_loss_vs_k",
-    "plot_mechanism", "plot_methods", "plot_polytopes", "plot_pruned_vs_t", "plot_sigma_min",
+    "plot_deep_table", "plot_dense_vs_t", "plot_fig1", "plot_form", "plot_lemma1",
+    "plot_lemma3", "plot_loss_vs_k", "plot_methods", "plot_movement", "plot_polytopes",
+    "plot_pruned_vs_t", "plot_sigma_min",
     "plot_speedup", "plot_step_times", "plot_threshold", "show",
 ]

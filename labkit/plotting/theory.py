@@ -1,5 +1,5 @@
-"""Figures of the theory chapters 1-5: the polytope, GFS rates, Lemmas 1 and 3, the
-threshold, sigma_min and condition numbers."""
+"""Figures of the theory chapters 1-3 and 5: the polytope, GFS rates, Lemmas 1 and 3,
+sigma_min and condition numbers (chapter 4's are in :mod:`labkit.plotting.threshold`)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from scipy.spatial import ConvexHull
 
-from labkit.plotting.style import ONE, TWO, _legend, _line_or_points, _np, _panels, _styled
+from labkit.plotting.style import ONE, TWO, _legend, _np, _panels, _styled
 
 
 def draw_polytope(ax, Phi, y, *, title: str = "", k_lattice: int = 0, path=None):
@@ -121,71 +121,6 @@ def plot_lemma3(df) -> plt.Figure:
     axes[0, 0].set_ylabel(r"$\max_i\|\Phi_i\|/\sqrt{m}$")
     axes[1, 0].set_ylabel(r"$\|W_t-W_0\|_F/\|W_0\|_F$")
     _legend(fig, ncols=4)
-    return fig
-
-
-@_styled
-def plot_pruned_vs_t(df, T=None) -> plt.Figure:
-    """Chapter 4: pruned loss (median over seeds) against pre-training iterations, one line
-    per dataset size ``m``, one panel per width ``N``; ``T`` (from ``thresholds``) marks each
-    curve's mean threshold ``T*`` (dotted vertical line, same colour)."""
-    widths = sorted(df["N"].unique())
-    fig, axes = _panels(len(widths), height=4.0, sharey=True)
-    for ax, N in zip(axes, widths, strict=True):
-        for i, (m, g) in enumerate(df[df["N"] == N].groupby("m")):
-            med = g.groupby("t")["pruned_loss"].median()
-            _line_or_points(ax, 1 + med.index, med.values, ms=3, color=f"C{i}",
-                            label=f"m = {m}")
-            if T is not None:
-                t_star = T[(T["N"] == N) & (T["m"] == m)]["T_star"].mean()
-                ax.axvline(1 + t_star, color=f"C{i}", lw=0.8, ls=":")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_title(f"N = {N}")
-        ax.set_xlabel("1 + pre-training iterations $t$")
-    if T is not None:
-        axes[0].plot([], [], color="0.4", lw=0.8, ls=":", label=r"$1 + T^\star$ (dotted)")
-    axes[0].set_ylabel(r"pruned loss $\ell(z_k)$, median over seeds")
-    _legend(fig, ncols=4)
-    return fig
-
-
-@_styled
-def plot_threshold(summary, fits: dict | None = None) -> plt.Figure:
-    """Chapter 4: mean ``T*(m)`` with bootstrap intervals per width, on a log ``m`` axis, and
-    the fitted growth laws (``fits`` maps each width to a ``fit_growth`` table), drawn over
-    the measured ``m`` only and only where they are non-negative (a threshold is)."""
-    from labkit.pretraining import growth_law
-
-    fig, ax = plt.subplots(figsize=ONE)
-    for i, (N, g) in enumerate(summary.groupby("N")):
-        ax.errorbar(g["m"], g["T_mean"], yerr=[g["T_mean"] - g["T_lo"], g["T_hi"] - g["T_mean"]],
-                    fmt="o", color=f"C{i}", capsize=3, label=f"N = {N}: mean, 90% interval")
-        grid = np.geomspace(g["m"].min(), g["m"].max(), 100)
-        table = (fits or {}).get(N)
-        for j, (model, row) in enumerate(table.iterrows() if table is not None else []):
-            curve = growth_law(model, row["theta"])(grid)
-            ax.plot(grid, np.where(curve >= 0, curve, np.nan), color=f"C{i}",
-                    ls=["--", ":"][j % 2], lw=1, label=f"N = {N}: fit {model}")
-    ax.set_xscale("log")
-    ax.set_xlabel("dataset size $m$")
-    ax.set_ylabel(r"threshold $T^\star$ (GD iterations)")
-    _legend(fig, where="right")
-    return fig
-
-
-@_styled
-def plot_mechanism(summary) -> plt.Figure:
-    """Chapter 4: ``T*`` against ``kappa^2`` of the initial feature matrix and against the
-    inverse empirical GD rate, per ``(m, N)``."""
-    fig, axes = _panels(2, height=4.0, sharey=True)
-    for i, (N, g) in enumerate(summary.groupby("N")):
-        axes[0].loglog(g["kappa"] ** 2, 1 + g["T_mean"], "o", color=f"C{i}", label=f"N = {N}")
-        axes[1].loglog(1 / g["rate"], 1 + g["T_mean"], "o", color=f"C{i}", label=f"N = {N}")
-    axes[0].set_xlabel(r"$\kappa^2$ of $\Phi_0$ (mean over seeds)")
-    axes[1].set_xlabel("1 / empirical linear rate of the dense loss")
-    axes[0].set_ylabel(r"$1 + T^\star$")
-    _legend(fig)
     return fig
 
 
