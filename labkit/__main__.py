@@ -1,15 +1,17 @@
 """Command line: ``python -m labkit run <experiment> [--mode quick|full] [--device D]
-[--out DIR] [--set FIELD=VALUE ...] [--only PARAM=V1,V2 ...] [--dry-run]``.
+[--out DIR] [--set FIELD=VALUE ...] [--only PARAM=V1,V2 ...] [--dry-run] [--reuse-only]``.
 
 Runs are resumable: rerunning skips finished cells, and ``results.csv`` / ``manifest.json``
 are rewritten after every finished cell. ``--set`` overrides config fields (validated by the
 config class), ``--only`` runs the cells whose parameters take the listed values, and
-``--dry-run`` lists the cells, which are done, and an estimate of the cost of the rest.
+``--dry-run`` lists the cells, which are done, and an estimate of the cost of the rest;
+``--reuse-only`` computes nothing and tabulates the finished cells.
 Progress bars (over cells, and inside a long cell) show at a terminal, never under CI."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 
@@ -121,6 +123,9 @@ def main(argv=None) -> int:
                           "--only m=10,20 (repeatable: all must hold)")
     run.add_argument("--dry-run", action="store_true",
                      help="list the cells, which are done, and the estimated cost; run nothing")
+    run.add_argument("--reuse-only", action="store_true",
+                     help="compute nothing: write results.csv and manifest.json from the "
+                          "finished cells (e.g. while other processes fill the rest)")
     args = parser.parse_args(argv)
     if argv is None and args.mode and args.mode != get_mode():
         # the mode decides the CPU pins, which `import labkit` set from $LABKIT_MODE before
@@ -142,7 +147,9 @@ def main(argv=None) -> int:
     out = args.out or default_root(mode)
     sweep, summarize, _ = EXPERIMENTS[args.experiment]
     try:
-        table = sweep(cfg, out, device, name=args.experiment, only=only, dry_run=args.dry_run)
+        with runner.reusing_only() if args.reuse_only else contextlib.nullcontext():
+            table = sweep(cfg, out, device, name=args.experiment, only=only,
+                          dry_run=args.dry_run)
     except FileNotFoundError as err:
         # a missing dataset: its message says what to set; a traceback would bury it
         print(f"labkit run {args.experiment}: {err}", file=sys.stderr)

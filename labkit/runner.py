@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import contextvars
 import dataclasses
 import json
 import os
@@ -177,6 +178,21 @@ def plan(name: str, cells: list[dict], *, store: ResultStore, work, device) -> p
     return table
 
 
+_REUSE_ONLY = contextvars.ContextVar("labkit_reuse_only", default=False)
+
+
+@contextlib.contextmanager
+def reusing_only():
+    """Inside this block :func:`run_cells` computes nothing: it tabulates the finished
+    cells and skips the others (the command line's ``--reuse-only``), e.g. to write the
+    table of a sweep that other processes are still filling."""
+    token = _REUSE_ONLY.set(True)
+    try:
+        yield
+    finally:
+        _REUSE_ONLY.reset(token)
+
+
 def run_cells(name: str, cfg, cells, compute, to_rows, *, out: str | os.PathLike,
               device, shared: str | None = None, only: dict | None = None,
               dry_run: bool = False, work=None) -> pd.DataFrame:
@@ -196,6 +212,11 @@ def run_cells(name: str, cfg, cells, compute, to_rows, *, out: str | os.PathLike
         return plan(key, cells, store=store, work=work, device=device)
     keys = _varying(cells)
     start, computed, frames, cell_s = time.perf_counter(), 0, [], 0.0
+    total = len(cells)
+    if _REUSE_ONLY.get():
+        cells = [c for c in cells if store.load(key, c) is not None]
+        if not cells:
+            raise ValueError(f"--reuse-only: no finished cell of {name} under {root}")
     bar = None
     if progress_enabled():
         from tqdm.auto import tqdm
@@ -214,7 +235,7 @@ def run_cells(name: str, cfg, cells, compute, to_rows, *, out: str | os.PathLike
                           pd.concat(frames, ignore_index=True).to_csv(index=False))
             info = manifest(cfg, device, time.perf_counter() - start, computed,
                             n + 1 - computed)
-            info.update(cells_done=n + 1, cells_total=len(cells), complete=n + 1 == len(cells),
+            info.update(cells_done=n + 1, cells_total=total, complete=n + 1 == total,
                         only=only or None, cell_seconds=round(cell_s, 3))
             write_text_atomic(root / "manifest.json", json.dumps(info, indent=2))
             if bar is not None:

@@ -205,3 +205,23 @@ def test_sigkill_leaves_a_table_of_every_finished_cell(tmp_path):
     subprocess.run(args, check=True, capture_output=True)
     info = json.loads(manifest.read_text())
     assert info["complete"] and info["cells_reused"] == len(stored)
+
+
+def test_reuse_only_tabulates_the_finished_cells_and_computes_nothing(tmp_path):
+    assert run(tmp_path, "--only", "m=2,8") == 0  # two of the three cells
+    stamps = {f: f.stat().st_mtime_ns for f in (tmp_path / "threshold" / "cells").rglob("*.json")}
+    assert run(tmp_path, "--reuse-only") == 0
+    table = pd.read_csv(tmp_path / "threshold" / "results.csv")
+    assert cells_of(table) == {(2, 32), (8, 32)}
+    info = json.loads((tmp_path / "threshold" / "manifest.json").read_text())
+    assert (info["cells_done"], info["cells_total"], info["complete"]) == (2, 3, False)
+    assert info["cells_computed"] == 0
+    files = list((tmp_path / "threshold" / "cells").rglob("*.json"))
+    assert {f: f.stat().st_mtime_ns for f in files} == stamps  # nothing written or computed
+
+
+def test_reuse_only_with_nothing_finished_is_a_usage_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        run(tmp_path, "--reuse-only")
+    assert exit_.value.code == 2
+    assert "--reuse-only: no finished cell" in capsys.readouterr().err

@@ -127,20 +127,14 @@ def house_style_problems(fig) -> list[str]:
 
 @pytest.fixture(scope="module")
 def threshold_run(tmp_path_factory):
-    cfg = config.get("threshold", m_values=(10, 20, 40), widths=(30, 40), seeds=(0, 1),
-                     checkpoints=(0, 20, 50, 100), k=8, n_boot=50)
+    cfg = config.get("threshold", grid=((64, (4, 8, 16)), (32, (4, 8))), d_values=(3, 10),
+                     seeds=(0, 1, 2), k=4, checkpoints=(0, 20, 50, 100, 150, 200),
+                     deltas=(1e-2, 3e-3, 1e-3), delta=3e-3, n_boot=20, movement_m=4,
+                     movement_widths=(16, 32, 64), movement_steps=50)
     df = lk.run_threshold(cfg, out=tmp_path_factory.mktemp("thr"))
-    T = lk.thresholds(df, 1e-2)
-    # a summary with thresholds that grow like log m, so that both fits exist and the
-    # a + b log m one is negative at the smallest m (it must not be drawn there)
-    m = np.array([10, 20, 40, 80, 160])
-    summary = pd.DataFrame([{"m": mm, "N": N, "T_mean": 40 * np.log(mm / 12) + 5 * (N == 40),
-                             "T_lo": 0.0, "T_hi": 0.0, "kappa": 2 * mm**0.5, "rate": 1 / mm}
-                            for N in (30, 40) for mm in m])
-    summary["T_mean"] = summary["T_mean"].clip(lower=0)
-    summary["T_lo"], summary["T_hi"] = (summary["T_mean"] - 5).clip(lower=0), summary["T_mean"] + 5
-    fits = {N: lk.fit_growth(g["m"], g["T_mean"]) for N, g in summary.groupby("N")}
-    return df, T, summary, fits
+    runs = lk.threshold_runs(df, delta=cfg.delta, tol=cfg.tol)
+    growth = lk.growth_table(runs, n_boot=cfg.n_boot)
+    return cfg, df, runs, growth, lk.regime_movement(cfg)
 
 
 @pytest.fixture(scope="module")
@@ -178,7 +172,7 @@ MODEL = lk.CostModel(overhead_s=2e-5, s_per_entry=1e-9, latency_s=3e-5, bandwidt
 
 
 def _figures(threshold_run, fig1_run):
-    df, T, summary, fits = threshold_run
+    cfg, df, runs, growth, mv = threshold_run
     table, red = fig1_run
     X, y = lk.teacher_student(2, 2, seed=0)
     Phi = torch.randn(7, 2, generator=torch.Generator().manual_seed(0))
@@ -192,9 +186,11 @@ def _figures(threshold_run, fig1_run):
             {"GFS": 1 / np.arange(1, 65), "FW": 1.2 / np.arange(1, 65)}, reference=0.01),
         "plot_lemma1": lambda: lk.plot_lemma1(_bounds()),
         "plot_lemma3": lambda: lk.plot_lemma3(lk.lemma3_movement(cfg1)),
-        "plot_pruned_vs_t": lambda: lk.plot_pruned_vs_t(df, T),
-        "plot_threshold": lambda: lk.plot_threshold(summary, fits),
-        "plot_mechanism": lambda: lk.plot_mechanism(summary),
+        "plot_movement": lambda: lk.plot_movement(mv),
+        "plot_dense_vs_t": lambda: lk.plot_dense_vs_t(df, d=3, N=64, delta=cfg.delta),
+        "plot_pruned_vs_t": lambda: lk.plot_pruned_vs_t(df, d=3, N=64, k=cfg.k),
+        "plot_threshold": lambda: lk.plot_threshold(runs, growth, N=64),
+        "plot_form": lambda: lk.plot_form(runs),
         "plot_sigma_min": lambda: lk.plot_sigma_min(lk.sigma_min_grid(cfg5)),
         "plot_condition": lambda: lk.plot_condition(
             lk.gaussian_condition((20, 40), (40, 80, 160), 3)),
@@ -208,7 +204,8 @@ def _figures(threshold_run, fig1_run):
 
 
 FIGURES = ["plot_polytopes", "plot_loss_vs_k", "plot_lemma1", "plot_lemma3",
-           "plot_pruned_vs_t", "plot_threshold", "plot_mechanism", "plot_sigma_min",
+           "plot_movement", "plot_dense_vs_t", "plot_pruned_vs_t", "plot_threshold",
+           "plot_form", "plot_sigma_min",
            "plot_condition", "plot_fig1", "plot_methods", "plot_deep_table",
            "plot_step_times", "plot_speedup"]
 

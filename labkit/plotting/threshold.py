@@ -26,11 +26,12 @@ def plot_movement(mv) -> plt.Figure:
         g = mv[mv["scaling"] == s].groupby("N").mean(numeric_only=True)
         for ax, col in zip(axes, ("rel_first", "rel_second"), strict=True):
             _line_or_points(ax, g.index, g[col], color=f"C{i}", label=RULES[s])
-    for ax, what in zip(axes, ("first layer", "second layer"), strict=True):
+    for ax, what in zip(axes, ("first layer (log scale)", "second layer"), strict=True):
         ax.set_xscale("log", base=2)
-        ax.set_yscale("log")
         ax.set_xlabel("width $N$")
         ax.set_title(what)
+    axes[0].set_yscale("log")  # orders of magnitude; the second layer's stays of order one
+    axes[1].set_ylim(bottom=0)
     axes[0].set_ylabel("relative movement after training")
     _legend(fig)
     return fig
@@ -117,7 +118,8 @@ def plot_threshold(runs, growth, *, value: str = "T_dense", N: int) -> plt.Figur
         ax.set_yscale("log")
         ax.set_title(f"{RULES[s]}, N = {N}")
         ax.set_xlabel("dataset size $m$")
-    axes[0].set_ylabel(f"{value} (GD iterations)")
+    label = {"T_dense": r"$T_{\mathrm{dense}}$", "T_prune": r"$T_{\mathrm{prune}}$"}[value]
+    axes[0].set_ylabel(f"{label} (GD iterations)")
     _legend(fig, ncols=3)
     return fig
 
