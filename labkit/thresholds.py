@@ -147,8 +147,9 @@ def growth_table(runs: pd.DataFrame, value: str = "T_dense", *, by=("scaling", "
     per-seed values (:func:`labkit.growth.fit_boxcox`, censored runs in the likelihood,
     runs with a threshold of 0 dropped), ``p`` with its profile-likelihood interval, the
     likelihood-ratio test of ``p = 0`` (the log law), a 90% percentile interval of ``p``
-    over seed resamples, the AIC gap of the power law over the log law (negative: the
-    power law fits better), and the leave-the-largest-``m``-out relative errors."""
+    over seed resamples, the AIC gap of the power law over the log law on the uncensored
+    runs (negative: the power law fits better), and the leave-the-largest-``m``-out
+    relative errors."""
     from labkit import growth
 
     censored = {"T_dense": "dense_censored", "T_prune": "prune_censored"}[value]

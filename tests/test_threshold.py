@@ -345,3 +345,36 @@ def test_regime_error_says_what_is_allowed():
 def test_results_root_follows_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("LABKIT_RESULTS", str(tmp_path))
     assert labkit.default_root("quick") == Path(tmp_path) / "quick"
+
+
+def _synthetic_runs(law, rng_seed=0):
+    """Runs of the theorem step at two widths with a known growth law in m, kappa^2 = m."""
+    rng = np.random.default_rng(rng_seed)
+    rows = []
+    for N in (1024, 4096):
+        for m in (32, 64, 128, 256, 512, 1024):
+            if N == 1024 and m > 256:
+                continue
+            for seed in range(10):
+                T = law(m) * (1 + 0.03 * rng.normal())
+                rows.append({"scaling": "theorem", "d": 10, "N": N, "m": m, "seed": seed,
+                             "T_dense": T, "dense_censored": False, "kappa": np.sqrt(m),
+                             "T_bound": 1e9, "plateau": 1.0, "pruned_0": 1.0,
+                             "prune_zero": True})
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize("law, verdict", [(lambda m: 100 + 50 * np.log(m), "reproduced"),
+                                          (lambda m: 3.0 * m, "not reproduced")])
+def test_verdict_rule_on_a_known_growth_law(law, verdict):
+    runs = _synthetic_runs(law)
+    parts = (runs, labkit.growth_table(runs, n_boot=20), labkit.form_table(runs),
+             labkit.width_table(runs))
+    table = labkit.verdict_table(parts, parts).set_index("claim")
+    row = table.loc["the growth is logarithmic, T ~ log m (p = 0)"]
+    assert row["verdict"] == verdict, row["measured (archived)"]
+    assert table.loc["T grows with the dataset size m", "verdict"] == "reproduced"
+    # no width effect was put in: at most one of the four pairs by chance
+    assert "of 4 (d, m) pairs" in table.iloc[3]["measured (archived)"]
+    # pruning never helped (plateau = loss at t = 0): not reproduced
+    assert table.iloc[4]["verdict"] == "not reproduced"
