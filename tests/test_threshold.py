@@ -378,3 +378,8 @@ def test_verdict_rule_on_a_known_growth_law(law, verdict):
     assert "of 4 (d, m) pairs" in table.iloc[3]["measured (archived)"]
     # pruning never helped (plateau = loss at t = 0): not reproduced
     assert table.iloc[4]["verdict"] == "not reproduced"
+    # pre-training helps pruning at one input dimension only: partly
+    mixed = runs.assign(d=np.where(runs["seed"] < 5, 10, 100),
+                        plateau=np.where(runs["seed"] < 5, 1.0, 0.5))
+    parts = (mixed, *parts[1:])
+    assert labkit.verdict_table(parts, parts).iloc[4]["verdict"] == "partly"
