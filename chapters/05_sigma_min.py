@@ -163,13 +163,15 @@ print(gauss[["m", "N", "kappa_mean", "kappa_std", "bai_yin_kappa", "relative_err
 #
 # ## What this means for the threshold
 #
-# Chapter 4 found that the pre-training threshold $T^\star$ tracks the inverse speed of
-# gradient descent, and grows with $m$ at fixed $N$. This chapter shows why the speed falls:
-# at fixed $N$, $\sigma_{\min}(\Phi_0)=\lambda_0$ shrinks as $m$ grows (the kernel's smallest
-# eigenvalue falls and fewer of the $N$ directions are left over), so $\kappa$ grows. A wider
-# network raises $\lambda_0$ like $\sqrt N$ and brings $\kappa$ down towards the Bai-Yin value,
-# which is why, in the theory, width buys faster pre-training but does not remove the
-# dependence on $m$.
+# Chapter 4 found that, under Theorem 2's step, the pre-training threshold is set by the
+# spectrum of $\Phi_0$ (it equals that of the second-layer linear model to a step) and grows
+# with $m$ at fixed $N$. This chapter shows why: at fixed $N$, $\sigma_{\min}(\Phi_0)=\lambda_0$
+# shrinks as $m$ grows (the kernel's smallest eigenvalue falls and fewer of the $N$
+# directions are left over), so $\kappa$ grows. A wider network raises $\lambda_0$ like
+# $\sqrt N$ and brings $\kappa$ down towards its infinite-width value
+# $\sqrt{\lambda_{\max}(K)/\lambda_{\min}(K)}$ (`lk.kappa_infinite`), which itself grows with
+# $m$ and, at small $d$, lies far above the Bai-Yin value: width buys faster pre-training
+# but does not remove the dependence on $m$.
 #
 # ## Summary
 #
