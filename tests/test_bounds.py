@@ -4,6 +4,9 @@ and a scan for the Lambert-W neuron count."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -30,16 +33,18 @@ def plain_gfs(Phi, y, k):
     return np.array(iterates)
 
 
-def lemma1_violations(Phi, y, k, z_star, slack=1e-10):
-    """Steps at which l(z_k) - l(z*) exceeds (l(z_1) - l(z*))/k + D^2 (H_k - 1)/(m k)."""
+def lemma1_violations(Phi, y, k, z_star, slack=1e-10, divisor=1.0, D2=None):
+    """Steps at which l(z_k) - l(z*) exceeds (l(z_1) - l(z*))/k + D^2 (H_k - 1)/(m k), the
+    diameter term divided by ``divisor`` and ``D^2`` replaced by ``D2`` when given."""
     m = Phi.shape[1]
     D = pdist(Phi).max() if len(Phi) > 1 else 0.0
+    D = D if D2 is None else np.sqrt(D2)
     iterates = plain_gfs(Phi, y, k)
     bad = []
     for kk in range(1, k + 1):
         H = sum(1.0 / j for j in range(1, kk + 1))
         lhs = loss(iterates[kk - 1], y) - loss(z_star, y)
-        rhs = (loss(iterates[0], y) - loss(z_star, y)) / kk + D**2 * (H - 1) / (m * kk)
+        rhs = (loss(iterates[0], y) - loss(z_star, y)) / kk + D**2 * (H - 1) / (m * kk) / divisor
         if lhs > rhs + slack * (1 + abs(rhs)):
             bad.append(kk)
     return bad
@@ -147,6 +152,136 @@ def test_lemma1_bound_rejects_results_it_does_not_cover():
         labkit.lemma1_bound(Phi, y, 4, gfs=no_rep)
     with pytest.raises(ValueError, match="gfs"):
         labkit.lemma1_bound(Phi, y, 4, gfs=labkit.greedy_forward_selection(Phi, y, 2))
+
+
+# ------------------------------------------------------------------ Lemma 1: adversarial instances
+#
+# On random instances GFS uses a few per cent of Lemma 1's diameter term, so the tests above
+# would pass just as well for a lemma with D^2 / 10. tools/lemma1_adversarial.py searched
+# small instances for a large usage u_k = [l(z_k) - l(z*) - (l(z_1) - l(z*))/k] /
+# [D^2 (H_k - 1)/(m k)] (issue 17); the bound with the diameter term divided by c fails
+# exactly where u_k > 1/c. No bound with c <= 2 can fail: the proof of Lemma 1 holds with D^2
+# replaced by V = sum_i a_i |Phi_i - z*|^2 for any weights a with z* = a @ Phi, and
+# V = (1/2) sum_ij a_i a_j |Phi_i - Phi_j|^2 <= (1 - sum_i a_i^2) D^2 / 2 < D^2 / 2. The
+# tests read the stored instances; they never run the search.
+
+ADVERSARIAL = Path(__file__).parent / "data" / "lemma1_adversarial.json"
+DIVISORS = (2, 5, 10)
+
+
+def _adversarial():
+    data = json.loads(ADVERSARIAL.read_text())
+    return [(rec, np.array(rec["Phi"]), np.array(rec["y"]), np.array(rec["z_star_weights"]))
+            for rec in data["instances"]], data["k_max"]
+
+
+ADVERSARIAL_INSTANCES, ADVERSARIAL_K = _adversarial()
+_ids = [f"N{rec['N']}m{rec['m']}u{rec['u']:.3f}" for rec, *_ in ADVERSARIAL_INSTANCES]
+
+
+def usage(Phi, y, k, z_star):
+    """u_1..u_k from plain_gfs (u_1 is nan: the diameter term vanishes at k = 1)."""
+    m, D2 = Phi.shape[1], pdist(Phi).max() ** 2
+    excess = np.array([loss(z, y) for z in plain_gfs(Phi, y, k)]) - loss(z_star, y)
+    ks = np.arange(1, k + 1)
+    H = np.array([sum(1.0 / j for j in range(1, kk + 1)) for kk in ks])
+    u = np.full(k, np.nan)
+    u[1:] = (excess[1:] - excess[0] / ks[1:]) / (D2 * (H[1:] - 1) / (m * ks[1:]))
+    return u
+
+
+def step_margins(Phi, y, k):
+    """At each GFS step, the runner-up candidate's loss minus the winner's."""
+    s, gaps = np.zeros(Phi.shape[1]), []
+    for j in range(k):
+        L = np.mean(((s + Phi) / (j + 1) - y) ** 2, axis=1)
+        order = np.argsort(L, kind="stable")
+        gaps.append(L[order[1]] - L[order[0]])
+        s = s + Phi[order[0]]
+    return np.array(gaps)
+
+
+def test_adversarial_data_file_is_well_formed():
+    assert 3 <= len(ADVERSARIAL_INSTANCES) <= 10
+    for rec, Phi, y, a in ADVERSARIAL_INSTANCES:
+        assert Phi.shape == (rec["N"], rec["m"]) and y.shape == (rec["m"],)
+        assert 2 <= rec["k_star"] <= ADVERSARIAL_K
+        # z* is a point of the polytope, given by its weights
+        assert np.all(a >= 0) and a.sum() == pytest.approx(1, abs=1e-12)
+        np.testing.assert_allclose(rec["z_star"], a @ Phi, rtol=0, atol=1e-12)
+        # ... and the minimizer over it, at least as good as labkit's solver
+        assert loss(a @ Phi, y) <= labkit.polytope_min(Phi, y)[1] + 1e-9
+
+
+@pytest.mark.parametrize("rec,Phi,y,a", ADVERSARIAL_INSTANCES, ids=_ids)
+def test_stored_usages_match_a_recomputation(rec, Phi, y, a):
+    u = usage(Phi, y, ADVERSARIAL_K, a @ Phi)
+    assert u[rec["k_star"] - 1] == pytest.approx(rec["u"], rel=1e-9, abs=1e-12)
+    # no ties up to k*: every GFS implementation takes the same path there
+    D2 = pdist(Phi).max() ** 2
+    assert step_margins(Phi, y, rec["k_star"]).min() >= 0.5e-6 * D2 / rec["m"]
+
+
+@pytest.mark.parametrize("rec,Phi,y,a", ADVERSARIAL_INSTANCES, ids=_ids)
+def test_lemma1_holds_on_adversarial_instances(rec, Phi, y, a):
+    K = ADVERSARIAL_K
+    for z_star in (a @ Phi, Phi.mean(0), *Phi):
+        assert lemma1_violations(Phi, y, K, z_star) == []
+    # labkit's GFS follows the same path, and its bound (z* = dense output) holds
+    b = labkit.lemma1_bound(Phi, y, rec["k_star"])
+    losses = [loss(z, y) for z in plain_gfs(Phi, y, rec["k_star"])]
+    np.testing.assert_allclose(b.losses, losses, rtol=1e-10)
+    assert np.all(b.losses <= b.total * (1 + 1e-12))
+
+
+@pytest.mark.parametrize("rec,Phi,y,a", ADVERSARIAL_INSTANCES, ids=_ids)
+def test_the_sharper_variance_form_of_lemma1_holds(rec, Phi, y, a):
+    """The proof's bound, with D^2 replaced by V < D^2 / 2: the c = 2 weakening is true."""
+    z_star = a @ Phi
+    V = float(a @ np.sum((Phi - z_star) ** 2, axis=1))
+    assert V <= (1 - a @ a) * pdist(Phi).max() ** 2 / 2 * (1 + 1e-12)
+    assert lemma1_violations(Phi, y, ADVERSARIAL_K, z_star, D2=V) == []
+    assert lemma1_violations(Phi, y, ADVERSARIAL_K, z_star, divisor=2) == []
+    assert np.nanmax(usage(Phi, y, ADVERSARIAL_K, z_star)) < 1 / 2
+
+
+@settings(max_examples=300, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), N=st.integers(1, 12), m=st.integers(1, 6),
+       k=st.integers(1, 25), outside=st.booleans())
+def test_the_sharper_variance_form_of_lemma1_holds_on_random_instances(seed, N, m, k,
+                                                                       outside):
+    rng = np.random.default_rng(seed)
+    Phi = rng.normal(size=(N, m))
+    y = rng.normal(size=m) * 3 if outside else rng.dirichlet(np.ones(N)) @ Phi
+    a = labkit.polytope_min(Phi, y)[0]
+    z_star = a @ Phi
+    V = float(a @ np.sum((Phi - z_star) ** 2, axis=1))
+    assert lemma1_violations(Phi, y, k, z_star, D2=V) == []
+
+
+@pytest.mark.parametrize("c", DIVISORS)
+def test_lemma1_with_a_smaller_diameter_term_is_violated(c):
+    """For each divisor c the stored instances can refute, the bound with D^2 / c fails on
+    each instance with u > 1/c, at its k*, and labkit.lemma1_bound's form (z* = the dense
+    output) with its diameter term divided by c fails on some instance. c = 2 cannot be
+    refuted (see above): there the weakened bound holds on every instance."""
+    supported = [inst for inst in ADVERSARIAL_INSTANCES if inst[0]["u"] > 1 / c + 1e-6]
+
+    def labkit_weakened_fails(Phi, y, k):
+        b = labkit.lemma1_bound(Phi, y, k)
+        return bool(np.any(b.losses > (b.init + b.diameter_term / c + b.dense_term)
+                           * (1 + 1e-10)))
+
+    if c <= 2:
+        assert supported == []
+        for _, Phi, y, a in ADVERSARIAL_INSTANCES:
+            assert lemma1_violations(Phi, y, ADVERSARIAL_K, a @ Phi, divisor=c) == []
+            assert not labkit_weakened_fails(Phi, y, ADVERSARIAL_K)
+        return
+    assert supported, f"no stored instance uses more than 1/{c} of the diameter term"
+    for rec, Phi, y, a in supported:
+        assert rec["k_star"] in lemma1_violations(Phi, y, rec["k_star"], a @ Phi, divisor=c)
+    assert any(labkit_weakened_fails(Phi, y, rec["k_star"]) for rec, Phi, y, a in supported)
 
 
 # ------------------------------------------------------------------ Theorem 1
