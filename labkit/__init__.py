@@ -12,15 +12,18 @@ _cpu_pins.apply()
 from labkit import config
 from labkit.bounds import (
     Lemma1Bound,
+    adversarial_instances,
     diameter,
     harmonic,
     lemma1_bound,
+    lemma3_b_bound,
     neurons_needed,
     theorem1_neurons,
 )
 from labkit.data import balanced_subset, binarize, load_mnist, teacher_student, unit_sphere
 from labkit.experiments import (
     gfs_vs_exhaustive,
+    lemma1_adversarial,
     lemma1_on_networks,
     lemma3_movement,
     mnist_regression,
@@ -90,11 +93,14 @@ from labkit.train import dense_loss, pretrain_gd, weight_movement
 
 __all__ = [
     "FWResult", "GFSResult", "Lemma1Bound", "ResultStore", "TwoLayerNet", "activation_moments",
+    "adversarial_instances",
     "balanced_subset", "best_multiset", "binarize", "config", "default_root", "dense_loss",
     "diameter", "draw_polytope", "export_pruned", "feature_matrices", "fit_growth",
     "frank_wolfe", "gaussian_condition", "get_device", "get_mode", "gfs_vs_exhaustive",
     "greedy_forward_selection", "harmonic", "kappa_infinite", "kernel_matrix", "lemma1_bound",
-    "lemma1_on_networks", "lemma3_movement", "load_archive", "load_mnist", "mnist_regression",
+    "lemma1_adversarial", "lemma1_on_networks", "lemma3_b_bound", "lemma3_movement",
+    "load_archive", "load_mnist",
+    "mnist_regression",
     "neurons_needed", "plot_condition", "plot_fig1", "plot_lemma1", "plot_lemma3",
     "plot_loss_vs_k", "plot_dense_vs_t", "plot_form", "plot_movement", "plot_methods",
     "plot_polytopes", "plot_pruned_vs_t",

@@ -7,13 +7,19 @@ surviving skeleton, eqs. 13-15): for the GFS iterates ``z_k`` (with replacement)
     l(z_k) - l(z*) <= (l(z_1) - l(z*)) / k + D^2 (H_k - 1) / (m k),   H_k = sum_{j<=k} 1/j.
 
 With ``z*`` the dense output this is the three-term form
-``l(z_k) <= l(z_1)/k + D^2 (H_k - 1)/(m k) + (1 - 1/k) L_dense``, which implies the paper's
-``l(z_1)/k + D^2 ln(k)/(m k) + L_dense`` because ``H_k - 1 <= ln k``.
+``l(z_k) <= l(z_1)/k + D^2 (H_k - 1)/(m k) + (1 - 1/k) L_dense``, which implies our reading
+of the paper's ``l(z_1)/k + D^2 ln(k)/(m k) + L_dense`` because ``H_k - 1 <= ln k``. The same
+proof, comparing GFS with the ``a``-average of the vertices instead of one vertex, holds with
+``D^2`` replaced by ``V = sum_i a_i ||Phi_i - z*||^2 <= D^2 / 2`` for any weights ``a`` with
+``z* = a @ Phi`` (chapter 3's remark; ``tests/test_bounds.py``), so no instance can use more
+than half of the diameter term; :func:`adversarial_instances` are instances that use 3/8.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -73,11 +79,13 @@ class Lemma1Bound:
                 f"dense_loss={self.dense_loss:.6g}, max loss/bound={ratio:.4f})")
 
 
-def lemma1_bound(Phi, y, k: int, *, gfs=None) -> Lemma1Bound:
+def lemma1_bound(Phi, y, k: int, *, gfs=None, z_star=None) -> Lemma1Bound:
     """Lemma 1's three terms for ``k = 1..k`` on the neuron-output matrix ``Phi`` (shape
     ``(N, m)``, the :func:`greedy_forward_selection` convention), squared loss, with ``z*``
-    the dense output ``mean_i Phi_i``. ``gfs`` may pass an existing GFS result for
-    ``(Phi, y)`` to avoid recomputing it."""
+    the dense output ``mean_i Phi_i`` unless ``z_star`` (a point of the polytope, shape
+    ``(m,)``) is given: then ``dense_term`` is ``(1 - 1/k) l(z*)``, ``init`` is
+    ``l(z_1)/k`` as before, and ``total = l(z*) + (l(z_1) - l(z*))/k + diameter term``.
+    ``gfs`` may pass an existing GFS result for ``(Phi, y)`` to avoid recomputing it."""
     Phi, y = _as_tensors(Phi, y)
     Phi, y = Phi.to(torch.float64), y.to(torch.float64)
     m = Phi.shape[1]
@@ -87,7 +95,11 @@ def lemma1_bound(Phi, y, k: int, *, gfs=None) -> Lemma1Bound:
         raise ValueError("gfs: must be a squared-loss, with-replacement GFS result of at "
                          f"least k={k} steps (Lemma 1 holds for that algorithm)")
     D, _ = diameter(Phi)
-    dense = float(((Phi.mean(0) - y) ** 2).mean())
+    target = Phi.mean(0) if z_star is None else torch.as_tensor(z_star, dtype=torch.float64)
+    if target.shape != (m,):
+        raise ValueError(f"z_star: must be a point of R^m, shape ({m},), got "
+                         f"{tuple(target.shape)}")
+    dense = float(((target - y) ** 2).mean())
     ks = np.arange(1, k + 1)
     losses = np.asarray(gfs.losses[:k], dtype=np.float64)
     init = losses[0] / ks
@@ -96,6 +108,47 @@ def lemma1_bound(Phi, y, k: int, *, gfs=None) -> Lemma1Bound:
     paper_form = losses[0] / ks + D**2 * np.log(ks) / (m * ks) + dense
     return Lemma1Bound(init, diameter_term, dense_term, init + diameter_term + dense_term,
                        paper_form, losses, D, dense, m)
+
+
+def lemma3_b_bound(losses, step_b, N: int) -> np.ndarray:
+    """Lemma 3's movement bound on the output weights (our statement, chapter 3): for the
+    network ``f = (1/N) sum_i b_i sigma(w_i . x)`` with ``|sigma| <= 1`` and loss
+    ``L = (1/m) ||f - y||^2``, ``dL/db_i = (2/(m N)) sum_j r_j sigma(w_i . x_j)``, so by
+    Cauchy-Schwarz ``|dL/db_i| <= (2/N) sqrt(L)``, and gradient descent with step ``step_b``
+    on ``b`` gives, for every neuron and iteration ``t``,
+
+        ``|b_i(t) - b_i(0)| <= (2 step_b / N) sum_{s < t} sqrt(L(s))``.
+
+    ``losses``: ``L(0), ..., L(T)`` along one run (e.g. :func:`labkit.train_batched`'s
+    history). Returns the bound at ``t = 0, ..., T``. With Lemma 2 and ``|sigma| <= 1`` it
+    caps the diameter term: ``D_t^2 / m <= 4 (max_i |b_i(0)| + bound_t)^2``."""
+    losses = np.asarray(losses, dtype=np.float64)
+    if losses.ndim != 1 or len(losses) == 0 or np.any(losses < 0):
+        raise ValueError("losses: must be a non-empty 1-d sequence of non-negative losses")
+    if not step_b > 0:
+        raise ValueError(f"step_b: must be positive, got {step_b!r}")
+    cumulative = np.concatenate([[0.0], np.cumsum(np.sqrt(losses[:-1]))])
+    return 2 * float(step_b) / N * cumulative
+
+
+ADVERSARIAL = Path(__file__).resolve().parent.parent / "results" / "lemma1_adversarial.json"
+
+
+def adversarial_instances(path=ADVERSARIAL) -> list[dict]:
+    """Small instances on which GFS uses a large part of Lemma 1's diameter term, found by
+    the seeded offline search ``tools/lemma1_adversarial.py`` (issue 17) and stored in the
+    repository (nothing is searched at run time). Each is a dict with ``Phi`` (``N x m``),
+    ``y`` and ``z_star`` (the minimizer of the loss over the polytope) as float64 arrays,
+    the step ``k_star`` where the usage ``u`` of the diameter term peaks, and how it was
+    found. Chapter 3 and ``tests/test_bounds.py`` read them."""
+    data = json.loads(Path(path).read_text())
+    out = []
+    for rec in data["instances"]:
+        item = dict(rec)
+        for key in ("Phi", "y", "z_star", "z_star_weights"):
+            item[key] = np.asarray(rec[key], dtype=np.float64)
+        out.append(item)
+    return out
 
 
 def theorem1_neurons(eps: float, c: float, a: float = 0.0) -> int:

@@ -200,10 +200,11 @@ class Lemma1Config(_Config):
     mnist_checkpoints: tuple[int, ...] = (0, 30, 300)
     widths: tuple[int, ...] = (50, 200, 800, 3200)
     lemma3_checkpoints: tuple[int, ...] = (0, 10, 100, 1000)
+    lr_theorem: float = 1.0  # chapter 4's Theorem 2 step, as a fraction of its largest
     eps: tuple[float, ...] = (0.02, 0.01, 0.005, 0.002)
     seed: int = 0
 
-    _positive = ("m", "d", "N", "teacher_width", "lr", "k", "mnist_m", "mnist_N")
+    _positive = ("m", "d", "N", "teacher_width", "lr", "k", "mnist_m", "mnist_N", "lr_theorem")
     _non_negative = ("seed",)
 
     def validate(self):
@@ -212,6 +213,9 @@ class Lemma1Config(_Config):
         _check_widths(self.widths)
         if not self.eps or min(self.eps) <= 0:
             raise ValueError(f"eps: must be positive, got {self.eps!r}")
+        if self.lr_theorem > 1:
+            raise ValueError(f"lr_theorem: {self.lr_theorem!r} is above 1, where Theorem 2's "
+                             "step stops contracting the residual; allowed: 0 < lr_theorem <= 1")
 
 
 # Theorems 2-3's regime (book design, section 9): an over-parameterized network and a

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from labkit.bounds import lemma1_bound, neurons_needed, theorem1_neurons
+from labkit.bounds import adversarial_instances, lemma1_bound, neurons_needed, theorem1_neurons
 from labkit.data import balanced_subset, binarize, load_mnist, teacher_student
 from labkit.frank_wolfe import best_multiset, polytope_min
 from labkit.gfs import greedy_forward_selection
@@ -125,32 +125,89 @@ def lemma1_on_networks(cfg):
             b = lemma1_bound(Phi, y.double(), cfg.k)
             found[name, t] = b
             rows.append({"network": name, "t": t, "violations": int((b.losses > b.total).sum()),
-                         "max_loss/bound_k>=2": float((b.losses[1:] / b.total[1:]).max()),
+                         "max_excess/bound_k>=2": float(((b.losses[1:] - b.dense_loss)
+                                                / (b.total[1:] - b.dense_loss)).max()),
                          "D^2/m": b.D**2 / b.m, "dense_loss": b.dense_loss,
                          f"loss_k={cfg.k}": float(b.losses[-1])})
     return pd.DataFrame(rows).set_index(["network", "t"]), found
 
 
-def lemma3_movement(cfg):
-    """Chapter 3, Lemma 3 measured: along GD, for each width in ``cfg.widths`` and both step
-    scalings, the largest neuron-output norm ``max_i ||Phi_i|| / sqrt(m)``, the largest
-    ``|b_i|``, the relative movement of the first layer ``||W_t - W_0||_F / ||W_0||_F`` and
-    the dense loss. ``raw`` uses the step ``cfg.lr * cfg.widths[0]`` so that both scalings
-    coincide at the smallest width."""
+def lemma1_adversarial(k: int = 20, divisors=(2, 5, 10)) -> pd.DataFrame:
+    """Chapter 3: Lemma 1 on the stored adversarial instances (:func:`adversarial_instances`),
+    with ``z*`` the best point of the polytope. Per instance: its size, the largest usage
+    ``u`` of the diameter term over ``k >= 2`` (``(loss - first-pick and z* terms) /
+    diameter term``; Lemma 1 says ``u <= 1``), the largest ratio of the excess loss
+    ``l(z_k) - l(z*)`` to the bound's excess over ``k >= 2`` (the loss itself is dominated by
+    ``l(z*)`` on these instances, whose labels lie far outside the polytope), and for each
+    divisor ``c`` whether the bound with the diameter term divided by ``c`` is violated at
+    some ``k``."""
+    rows = []
+    for item in adversarial_instances():
+        b = lemma1_bound(item["Phi"], item["y"], k, z_star=item["z_star"])
+        rest = b.init + b.dense_term
+        usage = (b.losses[1:] - rest[1:]) / b.diameter_term[1:]
+        row = {"N": item["Phi"].shape[0], "m": item["Phi"].shape[1],
+               "k_star": int(np.argmax(usage)) + 2, "usage": float(usage.max()),
+               "max_excess/bound_k>=2": float(((b.losses[1:] - b.dense_loss)
+                                                / (b.total[1:] - b.dense_loss)).max()),
+               "violations": int((b.losses > b.total * (1 + 1e-12)).sum())}
+        for c in divisors:
+            weakened = rest + b.diameter_term / c
+            row[f"D^2/{c} violated"] = bool(np.any(b.losses > weakened * (1 + 1e-10)))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+LEMMA3_SCALINGS = ("mean_field", "raw", "theorem")
+
+
+def lemma3_movement(cfg) -> pd.DataFrame:
+    """Chapter 3, Lemma 3 measured: along GD (:func:`labkit.train_batched`), for each width
+    of ``cfg.widths`` and three step rules, at every ``cfg.lemma3_checkpoints``: the
+    movement of the output weights ``max_i |b_i(t) - b_i(0)|`` (what Lemma 3's proof
+    bounds) beside its bound :func:`labkit.lemma3_b_bound` from the losses along the run,
+    ``max_i |b_i|``, the diameter term's ``D^2/m`` beside the cap the bound implies,
+    ``max_i ||Phi_i|| / sqrt(m)``, the relative movement of both layers
+    (:func:`labkit.weight_movement`, shared with chapter 4) and the dense loss. Step rules:
+    ``mean_field`` (``lr * N`` on both layers), ``raw`` (a fixed step
+    ``lr * widths[0]``, equal to the mean-field one at the smallest width) and ``theorem``
+    (chapter 4's Theorem 2 step, ``lr_theorem``)."""
+    from labkit.bounds import diameter, lemma3_b_bound
+    from labkit.pretraining import train_batched
+
     X, y = teacher_student(cfg.m, cfg.d, teacher_width=cfg.teacher_width, seed=cfg.seed)
     rows = []
-    for scaling, lr in (("mean_field", cfg.lr), ("raw", cfg.lr * cfg.widths[0])):
+    for scaling in LEMMA3_SCALINGS:
         for N in cfg.widths:
             net = TwoLayerNet(cfg.d, N, generator=torch.Generator().manual_seed(cfg.seed))
-            W0 = net.W.detach().clone()
-            for t, dense in _checkpoints(net, X, y, cfg.lemma3_checkpoints, lr, scaling):
+            W, b = net.W.detach().clone()[None], net.b.detach().clone()[None]
+            W0, b0 = W[0].clone(), b[0].clone()
+            sigma_max = torch.linalg.svdvals(torch.tanh(X @ W0.T).double())[:1]
+            if scaling == "theorem":
+                rule, lr = "theorem", cfg.lr_theorem
+                step_b = N * N * lr * cfg.m / (2 * float(sigma_max[0]) ** 2)
+            else:  # both are the mean-field rule of train_batched, lr * N on both layers
+                rule = "mean_field"
+                lr = cfg.lr if scaling == "mean_field" else cfg.lr * cfg.widths[0] / N
+                step_b = lr * N
+            losses, t_done = [], 0
+            for t in cfg.lemma3_checkpoints:
+                hist = train_batched(X[None], y[None], W, b, steps=t - t_done, lr=lr,
+                                     scaling=rule, sigma_max=sigma_max)[:, 0]
+                losses = [*losses[:-1], *hist] if losses else list(hist)
+                t_done = t
+                bound = float(lemma3_b_bound(losses, step_b, N)[-1])
                 with torch.no_grad():
-                    norms = net.neuron_outputs(X).norm(dim=1) / cfg.m**0.5
-                    b_max = net.b.abs().max()
-                move = weight_movement(W0, net.W)["rel_first"]
+                    Phi = b[0, :, None] * torch.tanh(W[0] @ X.T)  # row i: b_i sigma(X w_i)
+                D, _ = diameter(Phi)
                 rows.append({"scaling": scaling, "N": N, "t": t,
-                             "max_norm/sqrt_m": float(norms.max()), "max_abs_b": float(b_max),
-                             "rel_movement": move, "dense_loss": dense})
+                             "max_b_move": float((b[0] - b0).abs().max()),
+                             "b_move_bound": bound, "max_abs_b": float(b[0].abs().max()),
+                             "D^2/m": D**2 / cfg.m,
+                             "D^2/m_cap": 4 * (float(b0.abs().max()) + bound) ** 2,
+                             "max_norm/sqrt_m": float(Phi.norm(dim=1).max()) / cfg.m**0.5,
+                             **weight_movement(W0, W[0], b0, b[0]),
+                             "dense_loss": float(losses[-1])})
     return pd.DataFrame(rows)
 
 

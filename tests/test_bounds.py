@@ -165,7 +165,7 @@ def test_lemma1_bound_rejects_results_it_does_not_cover():
 # V = (1/2) sum_ij a_i a_j |Phi_i - Phi_j|^2 <= (1 - sum_i a_i^2) D^2 / 2 < D^2 / 2. The
 # tests read the stored instances; they never run the search.
 
-ADVERSARIAL = Path(__file__).parent / "data" / "lemma1_adversarial.json"
+ADVERSARIAL = Path(__file__).parent.parent / "results" / "lemma1_adversarial.json"
 DIVISORS = (2, 5, 10)
 
 
@@ -307,3 +307,80 @@ def test_theorem1_neuron_count_matches_a_scan(eps, c, a):
 def test_theorem1_rejects_bad_input(kwargs, field):
     with pytest.raises(ValueError, match=f"^{field}:"):
         labkit.theorem1_neurons(**kwargs)
+
+
+def test_lemma1_bound_with_a_given_z_star_and_the_loader():
+    """labkit's loader returns the stored instances; lemma1_bound with ``z_star`` (chapter 3
+    uses it on them) matches the independent computation, and its diameter term divided
+    by 5 fails where the stored usage says it must."""
+    loaded = labkit.adversarial_instances(ADVERSARIAL)
+    assert len(loaded) == len(ADVERSARIAL_INSTANCES)
+    for item, (rec, Phi, y, a) in zip(loaded, ADVERSARIAL_INSTANCES, strict=True):
+        np.testing.assert_array_equal(item["Phi"], Phi)
+        z_star = a @ Phi
+        k = ADVERSARIAL_K
+        b = labkit.lemma1_bound(item["Phi"], item["y"], k, z_star=item["z_star"])
+        losses = np.array([loss(z, y) for z in plain_gfs(Phi, y, k)])
+        ks = np.arange(1, k + 1)
+        H = np.cumsum(1 / ks)
+        D2, m, ls = pdist(Phi).max() ** 2, Phi.shape[1], loss(z_star, y)
+        expected = ls + (losses[0] - ls) / ks + D2 * (H - 1) / (m * ks)
+        np.testing.assert_allclose(b.total, expected, rtol=1e-9)
+        assert np.all(b.losses <= b.total * (1 + 1e-12))
+        weakened = b.init + b.diameter_term / 5 + b.dense_term
+        assert bool(np.any(b.losses > weakened * (1 + 1e-10))) == (rec["u"] > 1 / 5)
+    with pytest.raises(ValueError, match="^z_star:"):
+        labkit.lemma1_bound(Phi, y, 3, z_star=np.zeros(m + 1))
+
+
+# ------------------------------------------------------------------ Lemma 3: output-weight movement
+
+
+def _b_movement_run(N, m, d, steps, lr, scaling="mean_field", seed=0):
+    """Train with autograd (labkit.pretrain_gd), recording max_i |b_i(t) - b_i(0)| at
+    every step; the bound is then formed from the same run's losses."""
+    X, y = labkit.teacher_student(m, d, seed=seed, dtype=torch.float64)
+    net = labkit.TwoLayerNet(d, N, generator=torch.Generator().manual_seed(seed),
+                             dtype=torch.float64)
+    b0 = net.b.detach().clone()
+    losses, moves = [], [0.0]
+    for _ in range(steps):
+        before, after = labkit.pretrain_gd(net, X, y, steps=1, lr=lr, scaling=scaling)
+        losses.append(float(before))
+        moves.append(float((net.b.detach() - b0).abs().max()))
+    losses.append(float(after))
+    return np.array(losses), np.array(moves)
+
+
+@pytest.mark.parametrize("N,lr", [(40, 0.5), (400, 0.5), (400, 0.05)])
+def test_lemma3_b_bound_holds_along_gradient_descent(N, lr):
+    losses, moves = _b_movement_run(N, m=30, d=5, steps=200, lr=lr)
+    # pretrain_gd's mean-field step is lr * N on b
+    bound = labkit.lemma3_b_bound(losses, lr * N, N)
+    assert bound.shape == moves.shape and bound[0] == 0
+    assert np.all(moves <= bound * (1 + 1e-12))
+
+
+def test_lemma3_b_bound_is_nearly_attained_and_a_smaller_one_fails():
+    """One neuron, one point, a saturated tanh: each step moves b by the full bound's step
+    up to the factor sigma(w x) ~ tanh(3), so the bound is attained to 1%; a bound 1.5x
+    smaller is violated, which shows the check can fail."""
+    X = torch.ones(1, 1, dtype=torch.float64)
+    y = torch.full((1,), 3.0, dtype=torch.float64)
+    net = labkit.TwoLayerNet(1, 1, dtype=torch.float64)
+    with torch.no_grad():
+        net.W.fill_(3.0)
+        net.b.fill_(1.0)
+    losses = labkit.pretrain_gd(net, X, y, steps=20, lr=0.05)  # mean-field: lr * N on b
+    move = abs(float(net.b.detach()[0]) - 1.0)
+    bound = labkit.lemma3_b_bound(losses, 0.05 * 1, 1)[-1]
+    assert move <= bound
+    assert move >= 0.99 * bound
+    assert move > bound / 1.5
+
+
+def test_lemma3_b_bound_rejects_bad_input():
+    with pytest.raises(ValueError, match="^losses:"):
+        labkit.lemma3_b_bound([0.1, -1.0], 1.0, 10)
+    with pytest.raises(ValueError, match="^step_b:"):
+        labkit.lemma3_b_bound([0.1, 0.05], 0.0, 10)

@@ -32,7 +32,8 @@ if every GFS choice up to ``k`` beats the runner-up by ``MARGIN * D^2 / m`` (the
 for twice that), so that the stored instances hold no ties and every GFS implementation
 follows the same path. The best distinct instances, rows that do not matter pruned and
 ``z*`` from an exact active-set enumeration, are written (floats as repr: exact) to
-``tests/data/lemma1_adversarial.json`` for ``tests/test_bounds.py``; the tests only read it.
+``results/lemma1_adversarial.json`` (:func:`labkit.adversarial_instances`) for
+``tests/test_bounds.py`` and chapter 3; they only read it.
 With the defaults the best usage found is the apex construction's, about ``0.375``: the
 weakened bounds with ``c = 5`` and ``c = 10`` are violated, the one with ``c = 2`` cannot be.
 
@@ -51,7 +52,7 @@ import numpy as np
 from scipy.optimize import minimize, nnls
 
 ROOT = Path(__file__).resolve().parent.parent
-OUT = ROOT / "tests" / "data" / "lemma1_adversarial.json"
+OUT = ROOT / "results" / "lemma1_adversarial.json"
 K_MAX = 20  # steps searched
 MARGIN = 1e-6  # every GFS choice up to k_star wins by this much, in units of D^2 / m
 SEARCH_MARGIN = 2 * MARGIN  # the search asks for more, so that rounding cannot undo a win

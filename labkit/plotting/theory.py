@@ -104,22 +104,28 @@ def plot_lemma1(panels: dict) -> plt.Figure:
 
 @_styled
 def plot_lemma3(df) -> plt.Figure:
-    """Chapter 3: ``max_i ||Phi_i|| / sqrt(m)`` and the relative first-layer movement along
-    GD, per width, for each step scaling (a table from ``lemma3_movement``)."""
+    """Chapter 3: what Lemma 3 controls along GD, per width, one row per step rule (a table
+    from ``lemma3_movement``). Left: the output weights' movement ``max_i |b_i(t) - b_i(0)|``
+    (dots) and its bound ``lemma3_b_bound`` (dashed); right: the first layer's relative
+    movement."""
     scalings = list(dict.fromkeys(df["scaling"]))
-    cols = len(scalings)
-    fig, axes = plt.subplots(2, cols, figsize=(TWO[0] if cols > 1 else ONE[0], 6.4),
-                             squeeze=False, sharex=True)
-    for col, scaling in enumerate(scalings):
-        part = df[df["scaling"] == scaling]
+    rows = len(scalings)
+    # one scale per column, so that the step rules compare at a glance
+    fig, axes = plt.subplots(rows, 2, figsize=(TWO[0], 2.6 * rows + 0.6), squeeze=False,
+                             sharex=True, sharey="col")
+    for row, scaling in enumerate(scalings):
+        part = df[(df["scaling"] == scaling) & (df["t"] > 0)]  # no movement at t = 0
         for i, (N, g) in enumerate(part.groupby("N")):
-            t = np.maximum(g["t"], 1)  # t = 0 drawn at 1 on the log axis
-            axes[0, col].semilogx(t, g["max_norm/sqrt_m"], "o-", color=f"C{i}", label=f"N = {N}")
-            axes[1, col].semilogx(t, g["rel_movement"], "o-", color=f"C{i}", label=f"N = {N}")
-        axes[0, col].set_title(f"{scaling} step")
-        axes[1, col].set_xlabel("GD iteration $t$ (0 drawn at 1)")
-    axes[0, 0].set_ylabel(r"$\max_i\|\Phi_i\|/\sqrt{m}$")
-    axes[1, 0].set_ylabel(r"$\|W_t-W_0\|_F/\|W_0\|_F$")
+            axes[row, 0].loglog(g["t"], g["max_b_move"], "o-", color=f"C{i}", label=f"N = {N}")
+            axes[row, 0].loglog(g["t"], g["b_move_bound"], "--", color=f"C{i}", lw=1)
+            axes[row, 1].loglog(g["t"], g["rel_first"], "o-", color=f"C{i}")
+        name = scaling.replace("_", "-")
+        axes[row, 0].set_ylabel(f"{name} step\n" + r"$\max_i|b_i(t)-b_i(0)|$")
+        axes[row, 1].set_ylabel(r"$\|W_t-W_0\|_F/\|W_0\|_F$")
+    axes[0, 0].set_title("output weights (dashed: Lemma 3's bound)")
+    axes[0, 1].set_title("first layer")
+    for ax in axes[-1]:
+        ax.set_xlabel("GD iteration $t$")
     _legend(fig, ncols=4)
     return fig
 
