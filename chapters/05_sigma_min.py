@@ -21,14 +21,14 @@
 # variance, so that random-matrix theory gives $\sigma_{\min}(\Phi_0)\approx\sqrt N-\sqrt m$
 # (up to that variance) when $N\gg m$, and checks this by simulation (Figure 2); Figure 3
 # shows the condition number of Gaussian matrices falling as $N$ grows. This chapter redoes
-# both simulations and tests two predictions against them.
+# both simulations and tests three predictions against them.
 #
 # ```{admonition} Reconstruction note
 # :class: note
 # The grids of $(m, d, N)$ and the exact form of the prediction are **inferred**. We take
 # the prediction to be the Gaussian edge $s(\sqrt N-\sqrt m)$, with $s$ the standard deviation
-# of $\sigma(g)$, $g\sim\mathcal N(0,1)$, computed by quadrature rather than guessed, and add a
-# second one (below). Our grids: $m\in\{50,100\}$, three input dimensions $d\in\{10,100,1000\}$
+# of $\sigma(g)$, $g\sim\mathcal N(0,1)$, computed by quadrature rather than guessed, and add
+# two more (below). Our grids: $m\in\{50,100\}$, three input dimensions $d\in\{10,100,1000\}$
 # because the input dimension turns out to decide which prediction holds, and $N$ from 200 to
 # 3,200, with 10 repetitions each; the full preset extends all three.
 # ```
@@ -57,7 +57,7 @@ for activation in cfg.activations:
     print(f"{activation}: E[sigma(g)] = {mean:.4f}, sd[sigma(g)] = s = {s:.4f}")
 
 # %% [markdown]
-# ## Two predictions for $\sigma_{\min}(\Phi_0)$
+# ## Three predictions for $\sigma_{\min}(\Phi_0)$
 #
 # **Gaussian edge.** If the entries were independent with standard deviation $s$, the
 # Bai-Yin law {cite}`bai1993limit` would give $\sigma_{\min}\approx s(\sqrt N-\sqrt m)$ for
@@ -68,7 +68,23 @@ for activation in cfg.activations:
 # $K_{jl}=\mathbb E_w[\sigma(w^\top x_j)\sigma(w^\top x_l)]$. For $N\gg m$ the sum concentrates,
 # so $\sigma_{\min}(\Phi_0)^2\approx N\lambda_{\min}(K)$. For ReLU, $K$ is the arc-cosine kernel
 # in closed form; for $\tanh$ we compute it by two-dimensional Gauss-Hermite quadrature
-# (`labkit.kernel_matrix`, tested against Monte Carlo and, for ReLU, against the closed form).
+# (`labkit.kernel_matrix`, tested against Monte Carlo, an independent quadrature rule and,
+# for ReLU, the closed form).
+#
+# **Generalized Marchenko-Pastur edge.** The kernel view ignores that $N$ is finite. The
+# columns $\sigma(Xw_i)$ are $N$ independent vectors with second-moment matrix $K$, so
+# $\Phi_0\Phi_0^\top/N$ is a sample second-moment matrix with population spectrum
+# $\tau=\operatorname{eig}(K)$ and ratio $c=m/N$. Its smallest eigenvalue approaches the
+# lower edge of the Marchenko-Pastur law with that population {cite}`silverstein1995analysis`,
+#
+# $$\lambda_-=\max_{0<v<\tau_{\min}}\;v\Bigl(1-\frac cm\sum_k\frac{\tau_k}{\tau_k-v}\Bigr),
+# \qquad\sigma_{\min}(\Phi_0)\approx\sqrt{N\lambda_-},$$
+#
+# and the largest one the upper edge (the same expression minimized over $v>\tau_{\max}$,
+# with $+\frac cm\sum_k\frac{\tau_k}{v-\tau_k}$). For $K=s^2I$ this is Bai-Yin's
+# $s^2(1\mp\sqrt c)^2$; as $N\to\infty$ it tends to the kernel view. `lk.mp_edges` solves
+# the two one-dimensional problems (tested against the closed form and against Gaussian
+# simulations); nothing is fitted.
 
 # %% tags=["remove-output"]
 grid = lk.sigma_min_grid(cfg)
@@ -82,15 +98,13 @@ lk.show(fig, "fig-sigma-min")
 # **Smallest singular value of the initial feature matrix $\Phi_0$** against the width $N$,
 # the analog of the paper's Figure 2 (quick mode: $m$ = 50 and 100, input dimensions $d$ =
 # 10, 100, 1,000, 10 repetitions). Dots and bars: mean and standard deviation of
-# simulations; dashed: the kernel prediction for each $d$; dotted: the Gaussian edge
-# $s(\sqrt N-\sqrt m)$.
+# simulations; solid: the generalized Marchenko-Pastur edge for each $d$; dashed: the
+# kernel view; dotted: the Gaussian edge $s(\sqrt N-\sqrt m)$.
 # ```
 
 # %% [markdown]
-# Dots are simulations (mean and standard deviation over the repetitions), dashed lines
-# the kernel view for each $d$, the dotted black line the Gaussian edge (which does not
-# depend on $d$). The relative error of each prediction, at the narrowest and the widest
-# network:
+# The relative error of each prediction against the simulated mean, at the narrowest and
+# the widest network:
 
 # %%
 errors = lk.relative_errors(grid)
@@ -99,17 +113,50 @@ print(errors.to_string(float_format=lambda v: f"{v:+.2f}"))
 # %% [markdown]
 # **What the simulation shows.**
 #
-# - The **kernel view** is accurate for wide networks at every input dimension: within a
-#   few percent at $N=3{,}200$, for both activations. It is poor at $N=200$, where $N$ is
-#   not yet large compared with $m$, as expected of a concentration argument.
-# - The **Gaussian edge** holds only when the input dimension is large compared with $m$
-#   ($d=1000$): then the rows of $\Phi_0$ are nearly uncorrelated and the entries nearly
-#   independent. At $d=10$ it overestimates $\sigma_{\min}$ several times over, because with few
-#   input dimensions the rows of $\Phi_0$ are strongly correlated and $K$ has small
-#   eigenvalues (the smooth part of $\sigma$ is captured by few directions).
-# - So the paper's statement "$\sigma_{\min}$ behaves like $\sqrt N-\sqrt m$" is reproduced in
-#   the regime $d\gg m$; in general the growth in $N$ is the $\sqrt N$ of the kernel view,
-#   with a constant $\sqrt{\lambda_{\min}(K)}$ that shrinks as $m$ grows and $d$ falls.
+# - The **generalized Marchenko-Pastur edge** is the only prediction that holds across the
+#   grid: within about 10% at every $m$, $d$ and $N$ for both activations, including
+#   $N=200=2m$, where the matrix is far from square-free.
+# - The **kernel view** is its $N\to\infty$ limit: accurate for wide networks (a few
+#   percent at $N=3{,}200$), but it overestimates $\sigma_{\min}$ by a factor of about two at
+#   $N=200$, because it drops the finite-$N$ spreading of the spectrum.
+# - The **Gaussian edge** is close only where two errors cancel: at $d\gg m$ and $N$ near
+#   $2m$. Even at $d=1000$ it drifts above the simulation as $N$ grows (the `edge` columns),
+#   because $\lambda_{\min}(K)$ lies below $s^2$ unless $d/m\to\infty$; at $d=10$ it
+#   overestimates $\sigma_{\min}$ several times over, because the rows of $\Phi_0$ are then
+#   strongly correlated and $K$ has small eigenvalues.
+# - So the paper's "$\sigma_{\min}$ behaves like $\sqrt N-\sqrt m$" is reproduced only near
+#   $N\approx2m$ with $d\gg m$; in general $\sigma_{\min}$ follows the Marchenko-Pastur edge of
+#   $K$'s spectrum and grows like $\sqrt{N\lambda_{\min}(K)}$ for wide networks.
+#
+# The same solve gives the condition number, $\kappa\approx\sqrt{\lambda_+/\lambda_-}$, beside
+# its infinite-width limit $\kappa_\infty=\sqrt{\lambda_{\max}(K)/\lambda_{\min}(K)}$
+# (`lk.kappa_infinite`, the quantity that sets chapter 4's threshold at large $N$):
+
+# %% tags=["remove-output"]
+fig = lk.plot_kappa(grid)
+lk.show(fig, "fig-kappa")
+
+# %% [markdown]
+# ```{glue:figure} fig-kappa
+# :name: fig-kappa
+#
+# **Condition number of $\Phi_0$** against the width $N$ (quick mode, as
+# {numref}`fig-sigma-min`): simulations (dots), the generalized Marchenko-Pastur prediction
+# (solid) and the infinite-width limit $\kappa_\infty$ (dotted), one colour per input
+# dimension $d$.
+# ```
+
+# %%
+ends = grid[grid["N"].isin([cfg.N_values[0], cfg.N_values[-1]])]
+cols = ["activation", "m", "d", "N", "kappa_mean", "mp_kappa", "kappa_inf"]
+print(ends[cols].to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+
+# %% [markdown]
+# The simulated $\kappa$ falls with $N$ towards $\kappa_\infty$, as the Marchenko-Pastur
+# prediction says, and $\kappa_\infty$ itself is far above Bai-Yin's value at small $d$ (tens
+# at $d=10$, against $(\sqrt N+\sqrt m)/(\sqrt N-\sqrt m)\to1$): width cannot bring the
+# condition number below what the data impose. For ReLU, whose mean adds an outlying
+# eigenvalue to $K$ (next section), the prediction includes that outlier.
 
 # %% [markdown]
 # ## The mean of ReLU features is a rank-one spike
@@ -177,6 +224,7 @@ print(gauss[["m", "N", "kappa_mean", "kappa_std", "bai_yin_kappa", "relative_err
 #
 # | | paper (Appendix C) | this chapter |
 # |---|---|---|
-# | $\sigma_{\min}(\Phi_0)$ vs $N$ | close to $\sqrt N-\sqrt m$ ("almost overlap") | reproduced for $d\gg m$; for small $d$ the kernel view $\sqrt{N\lambda_{\min}(K)}$ holds instead |
+# | $\sigma_{\min}(\Phi_0)$ vs $N$ | close to $\sqrt N-\sqrt m$ ("almost overlap") | only near $N\approx2m$ with $d\gg m$; everywhere within about 10%: the generalized Marchenko-Pastur edge of $K$'s spectrum (not fitted), which tends to $\sqrt{N\lambda_{\min}(K)}$ for wide networks |
+# | $\kappa(\Phi_0)$ vs $N$ | (through $\sigma_{\min}$) | falls towards the infinite-width $\kappa_\infty$, tens at $d=10$, far above Bai-Yin's value |
 # | $\kappa$ of Gaussian matrices | decreases with $N$ | reproduced, within a few percent of Bai-Yin |
 # | ReLU features | (not discussed) | the mean adds a rank-one spike: $\kappa$ 2-5 times larger, $\sigma_{\min}$ unchanged |
