@@ -15,10 +15,12 @@ All three must give the same losses and weights (max differences printed; float6
 default, so they agree to rounding). Timings are best of ``--repeats``.
 
 ``--roofline MxN`` (default 1024x4096, d = 10, float32, one network) times one GD step of
-``labkit.train_batched`` as nanoseconds per entry of the ``m x N`` activation matrix, next to
-a roofline measured in the same run: the ``tanh`` of the ``m x N`` pre-activations (timed
-alone) plus the step's matrix products (``2 m N d`` flops twice, ``2 m N`` twice) at the
-GEMM rate of this machine (a 2048^3 float32 product). Target: within 1.5x (issue 16).
+``labkit.train_batched`` (the fused CPU step of ``labkit.fused_gd``, and the unfused PyTorch
+one for comparison) as nanoseconds per entry of the ``m x N`` activation matrix, next to a
+roofline measured in the same run: the ``tanh`` of the ``m x N`` pre-activations (timed
+alone; the cheaper of PyTorch's and the fused step's own) plus the step's matrix products
+(``2 m N d`` flops twice, ``2 m N`` twice) at the GEMM rate of this machine (a 2048^3
+float32 product). Target: within 1.5x (issue 16).
 """
 
 from __future__ import annotations
@@ -87,31 +89,45 @@ def _best_time(fn, repeats: int) -> float:
 
 
 def roofline(m: int, N: int, d: int, repeats: int = 5) -> dict:
-    """One float32 GD step of train_batched at (m, N, d), against its roofline (see the
-    module docstring). The step time is the difference of a 30-step and a 10-step run
-    over 20, so that the set-up and the final loss evaluation cancel."""
+    """One float32 GD step of train_batched at (m, N, d), fused (the CPU default) and
+    unfused (PyTorch), against its roofline (see the module docstring). A step's time is
+    the difference of a 30-step and a 10-step run over 20, so that the set-up and the final
+    loss evaluation cancel. The roofline takes the cheaper of the two ``tanh``s measured
+    here (PyTorch's and the fused step's own, ``labkit.fused_gd.tanh_array``)."""
+    from labkit import fused_gd
+
     g = torch.Generator().manual_seed(0)
     X = torch.randn(1, m, d, generator=g) / d**0.5
     y = torch.randn(1, m, generator=g).clamp(-1, 1)
     W0, b0 = torch.randn(1, N, d, generator=g), torch.sign(torch.randn(1, N, generator=g))
 
-    def run(steps):
-        labkit.train_batched(X, y, W0.clone(), b0.clone(), steps=steps, lr=0.1)
+    def step_time(fused):
+        def run(steps):
+            labkit.train_batched(X, y, W0.clone(), b0.clone(), steps=steps, lr=0.1,
+                                 fused=fused)
 
-    run(2)  # warm-up
-    step = (_best_time(lambda: run(30), repeats) - _best_time(lambda: run(10), repeats)) / 20
+        run(2)  # warm-up (and numba's compilation)
+        return (_best_time(lambda: run(30), repeats) - _best_time(lambda: run(10), repeats)) / 20
+
+    step, step_unfused = step_time(True), step_time(False)
     Z = torch.bmm(X, W0.transpose(1, 2))
     out = torch.empty_like(Z)
-    t_tanh = _best_time(lambda: torch.tanh(Z, out=out), 20)
+    t_tanh_torch = _best_time(lambda: torch.tanh(Z, out=out), 20)
+    Zn = Z.numpy()
+    fused_gd.tanh_array(Zn)
+    t_tanh_own = _best_time(lambda: fused_gd.tanh_array(Zn), 20)
+    t_tanh = min(t_tanh_torch, t_tanh_own)
     A = torch.randn(2048, 2048, generator=g)
     t_gemm = _best_time(lambda: A @ A, 10)
     rate = 2 * 2048**3 / t_gemm
     flops = 2 * (2 * m * N * d) + 2 * (2 * m * N)
     bound = t_tanh + flops / rate
     return {"m": m, "N": N, "d": d, "step_s": step, "ns_per_entry": 1e9 * step / (m * N),
-            "tanh_s": t_tanh, "gemm_flops_per_s": rate, "products_s": flops / rate,
-            "roofline_s": bound, "roofline_ns_per_entry": 1e9 * bound / (m * N),
-            "ratio": step / bound}
+            "unfused_step_s": step_unfused, "tanh_torch_s": t_tanh_torch,
+            "tanh_own_s": t_tanh_own, "tanh_s": t_tanh, "gemm_flops_per_s": rate,
+            "products_s": flops / rate, "roofline_s": bound,
+            "roofline_ns_per_entry": 1e9 * bound / (m * N), "ratio": step / bound,
+            "unfused_ratio": step_unfused / bound}
 
 
 def main(argv=None):
@@ -157,9 +173,13 @@ def main(argv=None):
     if args.roofline:
         m, N = (int(v) for v in args.roofline.split("x"))
         roof = roofline(m, N, args.d)
-        print(f"\none float32 GD step at m={m}, N={N}, d={args.d}: "
-              f"{roof['ns_per_entry']:.2f} ns per m x N entry ({1e3 * roof['step_s']:.2f} ms)")
-        print(f"roofline: tanh {1e3 * roof['tanh_s']:.2f} ms + products "
+        print(f"\none float32 GD step at m={m}, N={N}, d={args.d}: fused "
+              f"{roof['ns_per_entry']:.2f} ns per m x N entry ({1e3 * roof['step_s']:.2f} ms); "
+              f"unfused (PyTorch) {1e3 * roof['unfused_step_s']:.2f} ms "
+              f"({roof['unfused_ratio']:.2f}x the roofline)")
+        print(f"roofline: tanh {1e3 * roof['tanh_s']:.2f} ms (PyTorch's "
+              f"{1e3 * roof['tanh_torch_s']:.2f}, the fused step's "
+              f"{1e3 * roof['tanh_own_s']:.2f}) + products "
               f"{1e3 * roof['products_s']:.2f} ms at {roof['gemm_flops_per_s'] / 1e9:.0f} "
               f"GFLOP/s = {roof['roofline_ns_per_entry']:.2f} ns per entry")
         print(f"step / roofline = {roof['ratio']:.2f}x (target <= 1.5x): "

@@ -15,7 +15,10 @@ every CI machine has, and the thread count, which changes reduction orders:
   it already, for old OpenBLAS builds; the pin overrides it with a kernel every AVX2 CPU
   runs);
 - NumPy's own SIMD loops: ``NPY_DISABLE_CPU_FEATURES`` (its dispatch targets above X86_V3);
-- threads: ``OMP_NUM_THREADS``, ``MKL_NUM_THREADS``, ``OPENBLAS_NUM_THREADS``, all 2, or
+- numba (the fused GD step of :mod:`labkit.fused_gd`): ``NUMBA_CPU_NAME`` and
+  ``NUMBA_CPU_FEATURES`` (the code it compiles for the Haswell level);
+- threads: ``OMP_NUM_THREADS``, ``MKL_NUM_THREADS``, ``OPENBLAS_NUM_THREADS``,
+  ``NUMBA_NUM_THREADS``, all 2, or
   ``$LABKIT_THREADS`` for the worker processes of labkit's own launchers.
 
 Each library reads its variable once, when it is loaded, so the pins must be in the
@@ -51,7 +54,7 @@ OPT_OUT = "LABKIT_PIN_CPU"
 # cores (chapter 8's ranks), whose results do not depend on it (tests/test_distributed.py)
 THREADS_ENV = "LABKIT_THREADS"
 THREADS = 2
-THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS")
 ISA_PINS: dict[str, str] = {
     "ATEN_CPU_CAPABILITY": "avx2",
     "ONEDNN_MAX_CPU_ISA": "AVX2",
@@ -63,10 +66,15 @@ ISA_PINS: dict[str, str] = {
     # NumPy 2.x dispatches to X86_V3 (AVX2 + FMA3), X86_V4 (AVX-512) and two later AVX-512
     # levels; turning off a level the machine lacks is allowed and does nothing
     "NPY_DISABLE_CPU_FEATURES": "X86_V4 AVX512_ICL AVX512_SPR",
+    # numba (labkit.fused_gd) compiles for the CPU it runs on, so the vector width of its
+    # sums would follow the machine: target Haswell (AVX2 + FMA) instead; the features must
+    # be named too, or numba adds the host's (AVX-512 included)
+    "NUMBA_CPU_NAME": "haswell",
+    "NUMBA_CPU_FEATURES": "+avx,+avx2,+fma,+f16c,+popcnt,+sse4.2",
 }
 # set by some machines or users; they would contradict a pin
 UNSET = ("NPY_ENABLE_CPU_FEATURES", "OPENBLAS_VERBOSE", "ONEDNN_VERBOSE")
-NUMERIC = ("numpy", "torch", "scipy")
+NUMERIC = ("numpy", "torch", "scipy", "numba")
 KERNEL_NAME = "labkit"
 
 
@@ -182,6 +190,13 @@ def problems() -> list[str]:
                          + (" (this CPU lacks AVX2)" if cap == "DEFAULT" else ""))
         if torch.get_num_threads() != threads():
             found.append(f"PyTorch uses {torch.get_num_threads()} threads, needs {threads()}")
+    if "numba" in sys.modules:
+        from numba.core import config as numba_config
+
+        if (numba_config.CPU_NAME, numba_config.CPU_FEATURES) != (
+                ISA_PINS["NUMBA_CPU_NAME"], ISA_PINS["NUMBA_CPU_FEATURES"]):
+            found.append(f"numba compiles for {numba_config.CPU_NAME or 'this CPU'}, needs "
+                         f"{ISA_PINS['NUMBA_CPU_NAME']}")
     if "numpy" in sys.modules:
         try:
             from numpy._core._multiarray_umath import __cpu_features__ as features

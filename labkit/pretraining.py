@@ -31,16 +31,16 @@ BATCH_ENTRIES = 1 << 22  # activations (B m N) per batched training call
 ROW_FIELDS = ["t", "seed", "dense_loss"]
 MOVEMENT_FIELDS = ["rel_first", "max_neuron", "rel_second", "max_b_move", "phi_norm2"]
 # the source files a cell's numbers depend on (see store.code_digest)
-CODE_DIGEST = code_digest("pretraining.py", "gfs.py", "rmt.py", "data.py", "model.py",
-                          "train.py")
+CODE_DIGEST = code_digest("pretraining.py", "fused_gd.py", "gfs.py", "rmt.py", "data.py",
+                          "model.py", "train.py")
 
 
 SCALINGS = ("theorem", "mean_field")
 
 
 def train_batched(X: torch.Tensor, y: torch.Tensor, W: torch.Tensor, b: torch.Tensor, *,
-                  steps: int, lr: float, scaling: str = "mean_field",
-                  sigma_max=None) -> np.ndarray:
+                  steps: int, lr: float, scaling: str = "mean_field", sigma_max=None,
+                  fused: bool | None = None) -> np.ndarray:
     """Full-batch GD on a batch of independent tanh networks, in place.
 
     ``X``: ``(B, m, d)``, ``y``: ``(B, m)``, ``W``: ``(B, N, d)``, ``b``: ``(B, N)``. Network
@@ -56,6 +56,11 @@ def train_batched(X: torch.Tensor, y: torch.Tensor, W: torch.Tensor, b: torch.Te
       (``sigma_max``, shape ``(B,)``), the largest step for which the second layer's residual
       contracts (``lr = 1``: by ``1 - 1/kappa^2`` per step in its slowest direction).
 
+    ``fused``: on the CPU in float32 (the default there) the step runs as two compiled
+    passes over the activations (:mod:`labkit.fused_gd`, the same update to float32
+    rounding, several times faster: ``benchmarks/batched_pretraining.py``); elsewhere
+    (CUDA, float64, or ``fused=False``) as the PyTorch program below.
+
     Returns the loss of every network before each step and after the last, shape
     ``(steps + 1, B)``.
     """
@@ -69,6 +74,24 @@ def train_batched(X: torch.Tensor, y: torch.Tensor, W: torch.Tensor, b: torch.Te
         step_b, step_W = (N * N * eta).view(B, 1), eta.view(B, 1, 1)
     else:
         step_b = step_W = lr * N
+    cpu32 = X.device.type == "cpu" and X.dtype == torch.float32
+    if fused is None:
+        fused = cpu32
+    if fused:
+        if not cpu32:
+            raise ValueError(f"fused: the fused step runs on the CPU in float32, not on "
+                             f"{X.device.type} in {X.dtype}; use fused=False or None")
+        from labkit import fused_gd  # loads numba on first use only (a second to import)
+
+        per_net = [torch.as_tensor(s, dtype=torch.float32).flatten().expand(B).numpy()
+                   for s in (step_b, step_W)]
+        Wn, bn = W.detach().numpy(), b.detach().numpy()  # views: updated in place
+        history, bad = fused_gd.train(X.detach().numpy(), y.detach().numpy(), Wn, bn, steps,
+                                      *per_net)
+        if bad >= 0:
+            raise FloatingPointError(f"pre-training diverged at iteration {bad} (lr={lr}, "
+                                     f"N={N})")
+        return history
     history = np.empty((steps + 1, B))
     A = torch.empty(B, m, N, dtype=X.dtype, device=X.device)  # reused every step
     for t in range(steps + 1):

@@ -59,6 +59,12 @@ PROBE = textwrap.dedent("""
     s = np.linalg.svd(A @ A.T, compute_uv=False)
     print(f"two-layer {losses[-1]:.12e} {float(res.losses[-1]):.12e} {s[-1]:.10e}",
           np.exp(A).astype(np.float64).sum().hex())
+    if sys.argv[3:] == ["fused"]:  # the fused GD step (numba), chapters 3-4's trainer
+        Xf, yf = lk.teacher_student(m=40, d=10, seed=1)
+        fnet = lk.TwoLayerNet(10, 600, generator=torch.Generator().manual_seed(1))
+        Wf, bf = fnet.W.detach().clone()[None], fnet.b.detach().clone()[None]
+        hist = lk.train_batched(Xf[None], yf[None], Wf, bf, steps=gd_steps, lr=0.5)
+        print("fused", digest(Wf), digest(bf), f"{hist[-1, 0]:.12e}")
 """)
 
 # every dispatch variable, at two settings that any AVX2 machine runs
@@ -68,12 +74,15 @@ VARIANT_A = {
     "MKL_DYNAMIC": "TRUE", "OPENBLAS_CORETYPE": "Prescott",
     "NPY_DISABLE_CPU_FEATURES": "X86_V3 X86_V4 AVX512_ICL AVX512_SPR",
     "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+    "NUMBA_CPU_NAME": "nehalem", "NUMBA_CPU_FEATURES": "+sse4.2", "NUMBA_NUM_THREADS": "1",
 }
 VARIANT_B = {
     "ATEN_CPU_CAPABILITY": "avx512", "ONEDNN_MAX_CPU_ISA": "ALL", "DNNL_MAX_CPU_ISA": "ALL",
     "MKL_CBWR": "AUTO", "MKL_ENABLE_INSTRUCTIONS": "AVX512", "MKL_DYNAMIC": "TRUE",
     "OPENBLAS_CORETYPE": "Sandybridge", "NPY_ENABLE_CPU_FEATURES": "X86_V3",
     "OMP_NUM_THREADS": "3", "MKL_NUM_THREADS": "3", "OPENBLAS_NUM_THREADS": "3",
+    "NUMBA_CPU_NAME": "haswell", "NUMBA_CPU_FEATURES": "+avx2,+fma,+sse4.2",
+    "NUMBA_NUM_THREADS": "3",
 }
 assert set(cpu_pins.PINS) <= set(VARIANT_A)  # every pinned variable is varied
 
@@ -100,12 +109,13 @@ def probe_outputs():
         "A unpinned": _bare_env(**VARIANT_A, LABKIT_PIN_CPU="0"),
         "B unpinned": _bare_env(**VARIANT_B, LABKIT_PIN_CPU="0"),
     }
-    return {name: _run(PROBE, env).stdout for name, env in runs.items()}
+    return {name: _run(PROBE, env, args=("10", "300", "fused")).stdout
+            for name, env in runs.items()}
 
 
 def test_pinned_outputs_identical_under_any_dispatch_settings(probe_outputs):
     a, b = probe_outputs["A pinned by the launcher"], probe_outputs["B pinned by the launcher"]
-    assert len(a.splitlines()) == 3
+    assert len(a.splitlines()) == 4
     assert a == b
 
 
@@ -119,8 +129,8 @@ def test_unpinned_outputs_differ(probe_outputs):
 def test_import_labkit_first_pins_itself(probe_outputs):
     # a script that imports labkit before NumPy/PyTorch needs no launcher (the CLI's case)
     script = "import labkit\n" + PROBE
-    assert _run(script, _bare_env(**VARIANT_A)).stdout == probe_outputs[
-        "A pinned by the launcher"]
+    out = _run(script, _bare_env(**VARIANT_A), args=("10", "300", "fused")).stdout
+    assert out == probe_outputs["A pinned by the launcher"]
 
 
 def test_unpinned_quick_mode_is_refused_with_the_fix_in_the_message():

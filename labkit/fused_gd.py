@@ -1,0 +1,207 @@
+"""The batched trainer's GD step fused into two passes over the activations (CPU, float32).
+
+:func:`labkit.train_batched` on PyTorch runs eight passes over the ``(B, m, N)`` activation
+matrix per step (the product ``X W^T``, ``tanh``, the forward product, ``A^T g``, the
+square, ``(gX)^T A^2`` and their temporaries), each a separate kernel whose small inner
+dimension (``d``) keeps the products far from the machine's GEMM rate. Here one step is
+two compiled loops (numba), each row or neuron block kept in cache:
+
+1. per sample row ``j`` (parallel over rows): ``z = W x_j`` (``d`` fused multiply-adds
+   per entry), ``a = tanh(z)`` stored, and the residual ``r_j = (1/N) sum_i b_i a_ji - y_j``;
+2. per block of neurons (parallel over blocks): ``(dL/db)_i = (1/N) sum_j a_ji g_j`` and
+   ``(dL/dw_i) = (b_i/N) sum_j (1 - a_ji^2) g_j x_j`` with ``g = (2/m) r``.
+
+Every output element is summed by one thread in a fixed order, so the result does not
+depend on the thread count; the vector width of the reductions does, which is why quick
+mode pins numba's target CPU (``NUMBA_CPU_NAME``, :mod:`labkit.cpu_pins`). ``tanh`` is
+Eigen's float32 13/6 rational interpolant (``generic_fast_tanh_float``, within a few ulp of
+the true value on ``[-9, 9]`` and ``+-1`` outside, tested against float64 ``tanh``), which,
+unlike libm's ``tanhf``, the compiler vectorizes. Speed: ``benchmarks/batched_pretraining.py``
+(issue 16, deliverable 8). Used by chapter 4 through :func:`labkit.train_batched`.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+F = np.float32
+# Eigen's coefficients (MathFunctionsImpl.h): tanh(x) ~ x p(x^2) / q(x^2) on [-9, 9]
+A1, A3, A5, A7 = F(4.89352455891786e-03), F(6.37261928875436e-04), F(1.48572235717979e-05), \
+    F(5.12229709037114e-08)
+A9, A11, A13 = F(-8.60467152213735e-11), F(2.00018790482477e-13), F(-2.76076847742355e-16)
+B0, B2, B4, B6 = F(4.89352518554385e-03), F(2.26843463243900e-03), F(1.18534705686654e-04), \
+    F(1.19825839466702e-06)
+CLAMP = F(9.0)
+ONE = F(1.0)
+BLOCK = 256  # neurons per block of the backward pass: d x 256 accumulators stay in L1
+# reassociation lets the compiler vectorize the sums (fixed per target CPU); contraction
+# fuses multiply-adds; no assumptions about NaN or infinities (divergence must show)
+FAST = {"reassoc", "contract"}
+
+
+@numba.njit(fastmath=FAST, inline="always")
+def tanh32(x):
+    """Eigen's float32 tanh (see the module docstring); ``x`` a float32 scalar."""
+    x = min(max(x, -CLAMP), CLAMP)
+    x2 = x * x
+    p = x * (A1 + x2 * (A3 + x2 * (A5 + x2 * (A7 + x2 * (A9 + x2 * (A11 + x2 * A13))))))
+    q = B0 + x2 * (B2 + x2 * (B4 + x2 * B6))
+    # the interpolant overshoots 1 by an ulp near the clamp; tanh never does
+    return min(max(p / q, -ONE), ONE)
+
+
+@numba.njit(parallel=True, fastmath=FAST, cache=True)
+def tanh_array(z):
+    """``tanh32`` of every entry of a float32 array (for tests and the benchmark)."""
+    flat = z.ravel()
+    out = np.empty_like(flat)
+    for i in numba.prange(flat.size):
+        out[i] = tanh32(flat[i])
+    return out.reshape(z.shape)
+
+
+@numba.njit(parallel=True, fastmath=FAST, cache=True)
+def _forward(X, WT, b, y, A, r, inv_N):
+    """Pass 1: ``A[n, blk, j, :] = tanh(W x_nj)`` for the neurons of block ``blk`` and
+    ``r[n, j] = f_n(x_nj) - y_nj`` for every network ``n`` and row ``j``. ``WT`` is ``W``
+    transposed, ``(B, d, N)`` with ``N`` a multiple of ``BLOCK``; ``A`` is blocked,
+    ``(B, N / BLOCK, m, BLOCK)``, so that pass 2 reads each block contiguously. The input
+    coordinates are taken four at a time: four multiply-adds per entry per pass over the
+    block's row (in L1)."""
+    B, m, d = X.shape
+    N = WT.shape[2]
+    n_blocks = N // BLOCK
+    for job in numba.prange(B * m):
+        n, j = job // m, job % m
+        x = X[n, j]
+        acc = F(0.0)
+        for blk in range(n_blocks):
+            i0 = blk * BLOCK
+            row = A[n, blk, j]
+            w = WT[n]  # contiguous rows (a sliced view would not vectorize)
+            # the first coordinate initializes the row (no separate zeroing pass)
+            x0, w0 = x[0], w[0]
+            for i in range(BLOCK):
+                row[i] = x0 * w0[i0 + i]
+            k = 1
+            while k + 4 <= d:
+                x0, x1, x2, x3 = x[k], x[k + 1], x[k + 2], x[k + 3]
+                w0, w1, w2, w3 = w[k], w[k + 1], w[k + 2], w[k + 3]
+                for i in range(BLOCK):
+                    row[i] += (x0 * w0[i0 + i] + x1 * w1[i0 + i] + x2 * w2[i0 + i]
+                               + x3 * w3[i0 + i])
+                k += 4
+            while k < d:
+                xk, wk = x[k], w[k]
+                for i in range(BLOCK):
+                    row[i] += xk * wk[i0 + i]
+                k += 1
+            bn = b[n]
+            for i in range(BLOCK):
+                a = tanh32(row[i])
+                row[i] = a
+                acc += a * bn[i0 + i]
+        r[n, j] = acc * inv_N - y[n, j]
+
+
+@numba.njit(parallel=True, fastmath=FAST, cache=True)
+def _backward(X, A, r, b, grad_b, grad_WT, inv_N):
+    """Pass 2: the gradients of ``(1/m) sum_j r_j^2`` with respect to ``b`` and ``W``
+    (stored transposed, ``(B, d, N)``), one block of neurons per job (``A`` as pass 1
+    left it); the samples are taken four at a time, so that each pass over the block's
+    accumulators does four multiply-adds per entry."""
+    B, m, d = X.shape
+    n_blocks = A.shape[1]
+    two_over_m = F(2.0) / F(m)
+    for job in numba.prange(B * n_blocks):
+        n, blk = job // n_blocks, job % n_blocks
+        i0 = blk * BLOCK
+        block = A[n, blk]
+        acc_b = np.zeros(BLOCK, dtype=np.float32)
+        acc_w = np.zeros((d, BLOCK), dtype=np.float32)
+        c = np.zeros((4, BLOCK), dtype=np.float32)  # (1 - a^2) g for four samples
+        xs = np.zeros((4, d), dtype=np.float32)
+        for j0 in range(0, m, 4):
+            for q in range(4):
+                if j0 + q < m:
+                    g = two_over_m * r[n, j0 + q]
+                    a_row = block[j0 + q]
+                    cq = c[q]
+                    for i in range(BLOCK):
+                        a = a_row[i]
+                        acc_b[i] += a * g
+                        cq[i] = (ONE - a * a) * g
+                    for k in range(d):
+                        xs[q, k] = X[n, j0 + q, k]
+                else:  # past the last sample: contributes nothing
+                    c[q] = F(0.0)
+            c0, c1, c2, c3 = c[0], c[1], c[2], c[3]
+            for k in range(d):
+                x0, x1, x2, x3 = xs[0, k], xs[1, k], xs[2, k], xs[3, k]
+                acc = acc_w[k]
+                for i in range(BLOCK):
+                    acc[i] += c0[i] * x0 + c1[i] * x1 + c2[i] * x2 + c3[i] * x3
+        for i in range(BLOCK):
+            scale = b[n, i0 + i] * inv_N
+            grad_b[n, i0 + i] = acc_b[i] * inv_N
+            for k in range(d):
+                grad_WT[n, k, i0 + i] = acc_w[k, i] * scale
+
+
+@numba.njit(cache=True)
+def _train(X, y, WT, b, inv_N, steps, step_b, step_W, history):
+    B, m, d = X.shape
+    N = WT.shape[2]
+    A = np.empty((B, N // BLOCK, m, BLOCK), dtype=np.float32)
+    r = np.empty((B, m), dtype=np.float32)
+    grad_b = np.empty((B, N), dtype=np.float32)
+    grad_WT = np.empty((B, d, N), dtype=np.float32)
+    for t in range(steps + 1):
+        _forward(X, WT, b, y, A, r, inv_N)
+        bad = False
+        for n in range(B):
+            total = 0.0  # float64: the reported loss, not part of the step
+            for j in range(m):
+                total += float(r[n, j]) ** 2
+            history[t, n] = total / m
+            bad = bad or not np.isfinite(history[t, n])
+        if bad:
+            return t
+        if t == steps:
+            break
+        _backward(X, A, r, b, grad_b, grad_WT, inv_N)
+        for n in range(B):
+            for i in range(N):
+                b[n, i] -= step_b[n] * grad_b[n, i]
+            for k in range(d):
+                for i in range(N):
+                    WT[n, k, i] -= step_W[n] * grad_WT[n, k, i]
+    return -1
+
+
+def train(X, y, W, b, steps: int, step_b, step_W):
+    """``steps`` full-batch GD steps on a batch of networks ``f_n(x) = (1/N) sum_i b_ni
+    tanh(w_ni . x)``, loss ``(1/m) sum_j (f_n(x_nj) - y_nj)^2``, the step ``step_b[n]`` on
+    ``b`` and ``step_W[n]`` on ``W``; NumPy float32 arrays ``X (B, m, d)``, ``y (B, m)``,
+    ``W (B, N, d)``, ``b (B, N)`` (updated in place). Returns ``(history, bad)``: the loss of
+    every network before each step and after the last, ``(steps + 1, B)`` float64, and the
+    step at which a loss stopped being finite (``-1``: none). The neurons are padded with
+    zero ones to a multiple of ``BLOCK`` (they output ``tanh(0) = 0``, have ``b = 0`` and
+    get zero gradients, so they change nothing); the update of the real ones is the same
+    as :func:`labkit.train_batched`'s."""
+    B, N, d = W.shape
+    padded = -(-N // BLOCK) * BLOCK
+    WT = np.zeros((B, d, padded), dtype=np.float32)
+    WT[:, :, :N] = W.transpose(0, 2, 1)
+    bp = np.zeros((B, padded), dtype=np.float32)
+    bp[:, :N] = b
+    history = np.empty((steps + 1, B))
+    # 1/N with the real width N, not the padded one
+    bad = _train(np.ascontiguousarray(X), np.ascontiguousarray(y), WT, bp,
+                 np.float32(1.0) / np.float32(N), steps,
+                 np.ascontiguousarray(step_b, np.float32), np.ascontiguousarray(step_W, np.float32),
+                 history)
+    W[...] = WT[:, :, :N].transpose(0, 2, 1)
+    b[...] = bp[:, :N]
+    return history, bad
