@@ -11,7 +11,12 @@ pre-training (Theorems 2-3). Three predictions are compared with simulation:
   ``K_jl = E_w[sigma(w . x_j) sigma(w . x_l)]`` (closed form for ReLU, the arc-cosine kernel;
   two-dimensional Gauss-Hermite quadrature for tanh);
 - for pure Gaussian ``m x N`` matrices, the Bai-Yin limit of the condition number,
-  ``(sqrt(N) + sqrt(m)) / (sqrt(N) - sqrt(m))`` {cite}`bai1993limit`.
+  ``(sqrt(N) + sqrt(m)) / (sqrt(N) - sqrt(m))`` {cite}`bai1993limit`;
+- the generalized Marchenko-Pastur edges: ``Phi_0 Phi_0^T / N`` is a sample second-moment
+  matrix of ``N`` independent columns with population matrix ``K``, so its extreme
+  eigenvalues follow the edges of the Marchenko-Pastur law with population spectrum
+  ``eig(K)`` and ratio ``m / N`` (:func:`mp_edges`, a solve of the Silverstein-Choi
+  equation, not a fit).
 """
 
 from __future__ import annotations
@@ -89,6 +94,39 @@ def kappa_infinite(X, activation: str = "tanh", n: int = 40) -> float:
     return float(np.sqrt(eig[-1] / eig[0]))
 
 
+def mp_edges(tau, c: float) -> tuple[float, float]:
+    """The edges of the generalized Marchenko-Pastur law: the limiting spectrum of
+    ``(1/N) sum_i z_i z_i^T`` for ``N`` independent vectors with second-moment matrix of
+    eigenvalues ``tau`` (``m`` of them) and ``c = m / N < 1``. By Silverstein and Choi, the
+    support's edges are the critical values of
+    ``x(u) = -1/u + (c/m) sum_k tau_k / (1 + tau_k u)``; with ``v = -1/u`` the lower edge is
+    ``max_{0 < v < min tau} v (1 - (c/m) sum_k tau_k / (tau_k - v))`` and the upper edge
+    ``min_{v > max tau} v (1 + (c/m) sum_k tau_k / (v - tau_k))``, one-dimensional concave and
+    convex problems (all ``tau_k = 1`` gives ``(1 -+ sqrt(c))^2``). Returns
+    ``(lower, upper)``; chapter 5 compares ``sqrt(N lower)`` with ``sigma_min(Phi_0)``."""
+    from scipy.optimize import minimize_scalar
+
+    tau = np.sort(np.asarray(tau, dtype=np.float64))
+    if tau.ndim != 1 or len(tau) == 0 or tau[0] <= 0:
+        raise ValueError("tau: must be a non-empty list of positive eigenvalues")
+    if not 0 < c < 1:
+        raise ValueError(f"c: the ratio m / N must lie in (0, 1), got {c!r}")
+    m, lo, hi = len(tau), tau[0], tau[-1]
+
+    def lower(s):  # v = lo * sigmoid(s) covers (0, lo)
+        v = lo / (1 + np.exp(-s))
+        return -v * (1 - c / m * np.sum(tau / (tau - v)))
+
+    def upper(s):  # v = hi (1 + e^s) covers (hi, inf)
+        v = hi * (1 + np.exp(s))
+        return v * (1 + c / m * np.sum(tau / (v - tau)))
+
+    opts = {"xatol": 1e-12, "maxiter": 2000}
+    low = minimize_scalar(lower, bounds=(-40.0, 40.0), method="bounded", options=opts)
+    up = minimize_scalar(upper, bounds=(-40.0, 10.0), method="bounded", options=opts)
+    return float(-low.fun), float(up.fun)
+
+
 def feature_matrices(m: int, d: int, N: int, reps: int, activation: str, *, seed: int = 0):
     """``reps`` independent draws of ``(X, Phi_0)``: ``X`` of shape ``(reps, m, d)`` with
     unit-norm rows and ``Phi_0 = sigma(X W^T)`` of shape ``(reps, m, N)``, float64."""
@@ -112,8 +150,11 @@ def singular_stats(Phi: torch.Tensor) -> dict:
 
 def sigma_min_grid(cfg) -> pd.DataFrame:
     """Chapter 5, Figure 2 analog: for every activation, ``m``, ``d`` and ``N`` of ``cfg``,
-    ``cfg.reps`` draws of ``Phi_0``; simulated statistics beside the predictions. For ReLU
-    the matrix with its population mean removed is simulated too (``centered``)."""
+    ``cfg.reps`` draws of ``Phi_0``; simulated statistics beside the predictions (the
+    Gaussian edge, the kernel view, the generalized Marchenko-Pastur edge and the
+    condition number it implies, and the infinite-width ``kappa``, each from the draw's own
+    ``K``, averaged over draws). For ReLU the matrix with its population mean removed is
+    simulated too (``centered``)."""
     rows = []
     for activation in cfg.activations:
         mu, s = activation_moments(activation)
@@ -121,12 +162,19 @@ def sigma_min_grid(cfg) -> pd.DataFrame:
             for d in cfg.d_values:
                 for N in cfg.N_values:
                     X, Phi = feature_matrices(m, d, N, cfg.reps, activation, seed=cfg.seed)
-                    lam = [np.linalg.eigvalsh(kernel_matrix(x, activation))[0] for x in X]
+                    tau = [np.linalg.eigvalsh(kernel_matrix(x, activation)) for x in X]
+                    lam = np.array([t[0] for t in tau])
                     kernel = float(np.mean(np.sqrt(N * np.maximum(lam, 0.0))))
+                    # the edge law needs m < N (else Phi_0 Phi_0^T is singular): NaN there
+                    edges = np.array([mp_edges(t, m / N) if m < N else (np.nan, np.nan)
+                                      for t in tau])
                     row = {"activation": activation, "m": m, "d": d, "N": N,
                            **singular_stats(Phi),
                            "edge_prediction": s * (np.sqrt(N) - np.sqrt(m)),
-                           "kernel_prediction": kernel}
+                           "kernel_prediction": kernel,
+                           "mp_prediction": float(np.mean(np.sqrt(N * edges[:, 0]))),
+                           "mp_kappa": float(np.mean(np.sqrt(edges[:, 1] / edges[:, 0]))),
+                           "kappa_inf": float(np.mean([np.sqrt(t[-1] / t[0]) for t in tau]))}
                     if abs(mu) > 1e-12:  # ReLU: remove the rank-one mean spike
                         centered = singular_stats(Phi - mu)
                         row["centered_sigma_min_mean"] = centered["sigma_min_mean"]
@@ -153,7 +201,8 @@ def relative_errors(grid: pd.DataFrame) -> pd.DataFrame:
     """Chapter 5's table: relative error of each prediction against the simulated mean
     ``sigma_min``, per activation, ``m`` and ``d``, at the smallest and largest ``N``."""
     g = grid.assign(edge=grid["edge_prediction"] / grid["sigma_min_mean"] - 1,
-                    kernel=grid["kernel_prediction"] / grid["sigma_min_mean"] - 1)
+                    kernel=grid["kernel_prediction"] / grid["sigma_min_mean"] - 1,
+                    mp=grid["mp_prediction"] / grid["sigma_min_mean"] - 1)
     ends = g[g["N"].isin([g["N"].min(), g["N"].max()])]
     return ends.pivot_table(index=["activation", "m", "d"], columns="N",
-                            values=["edge", "kernel"])
+                            values=["edge", "kernel", "mp"])

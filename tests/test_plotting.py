@@ -192,6 +192,7 @@ def _figures(threshold_run, fig1_run):
         "plot_threshold": lambda: lk.plot_threshold(runs, growth, N=64),
         "plot_form": lambda: lk.plot_form(runs),
         "plot_sigma_min": lambda: lk.plot_sigma_min(lk.sigma_min_grid(cfg5)),
+        "plot_kappa": lambda: lk.plot_kappa(lk.sigma_min_grid(cfg5)),
         "plot_condition": lambda: lk.plot_condition(
             lk.gaussian_condition((20, 40), (40, 80, 160), 3)),
         "plot_fig1": lambda: lk.plot_fig1(table, red),
@@ -205,7 +206,7 @@ def _figures(threshold_run, fig1_run):
 
 FIGURES = ["plot_polytopes", "plot_loss_vs_k", "plot_lemma1", "plot_lemma3",
            "plot_movement", "plot_dense_vs_t", "plot_pruned_vs_t", "plot_threshold",
-           "plot_form", "plot_sigma_min",
+           "plot_form", "plot_sigma_min", "plot_kappa",
            "plot_condition", "plot_fig1", "plot_methods", "plot_deep_table",
            "plot_step_times", "plot_speedup"]
 

@@ -174,3 +174,46 @@ def test_kappa_infinite_grows_with_m_at_fixed_d():
         X = rng.normal(size=(m, 10))
         values.append(labkit.kappa_infinite(X / np.linalg.norm(X, axis=1, keepdims=True)))
     assert values[1] > 1.5 * values[0]
+
+
+# ------------------------------------------------------------------ generalized Marchenko-Pastur
+
+
+@pytest.mark.parametrize("c", [0.05, 0.25, 0.5, 0.9])
+def test_mp_edges_reduce_to_the_marchenko_pastur_law(c):
+    """All population eigenvalues equal to s: the edges are s (1 -+ sqrt(c))^2."""
+    lower, upper = labkit.mp_edges(np.full(37, 2.5), c)
+    assert lower == pytest.approx(2.5 * (1 - np.sqrt(c)) ** 2, rel=1e-9)
+    assert upper == pytest.approx(2.5 * (1 + np.sqrt(c)) ** 2, rel=1e-9)
+
+
+def test_mp_edges_match_a_gaussian_simulation_with_a_two_point_spectrum():
+    """Gaussian vectors with covariance diag(tau): the extreme eigenvalues of their sample
+    covariance, an independent computation, against the solved edges."""
+    rng = np.random.default_rng(0)
+    m, N = 300, 1200
+    tau = np.r_[np.full(150, 1.0), np.full(150, 4.0)]
+    Z = rng.standard_normal((m, N)) * np.sqrt(tau)[:, None]
+    ev = np.linalg.eigvalsh(Z @ Z.T / N)
+    lower, upper = labkit.mp_edges(tau, m / N)
+    assert ev[0] == pytest.approx(lower, rel=0.05)
+    assert ev[-1] == pytest.approx(upper, rel=0.03)
+    # a wrong law, the kernel view (no finite-N correction), misses by far more
+    assert abs(tau.min() / ev[0] - 1) > 1.0
+
+
+@pytest.mark.parametrize("m,d,N", [(100, 100, 800), (100, 1000, 3200)])
+def test_mp_edge_predicts_sigma_min_of_tanh_features(m, d, N):
+    """The acceptance check of issue 17: within 10% of a direct simulation."""
+    X, Phi = labkit.feature_matrices(m, d, N, 8, "tanh", seed=3)
+    smin = torch.linalg.svdvals(Phi)[:, -1].numpy()
+    pred = [np.sqrt(N * labkit.mp_edges(np.linalg.eigvalsh(labkit.kernel_matrix(x, "tanh")),
+                                    m / N)[0]) for x in X.numpy()]
+    assert np.mean(pred) == pytest.approx(smin.mean(), rel=0.10)
+
+
+def test_mp_edges_reject_bad_input():
+    with pytest.raises(ValueError, match="^c:"):
+        labkit.mp_edges([1.0, 2.0], 1.5)
+    with pytest.raises(ValueError, match="^tau:"):
+        labkit.mp_edges([0.0, 1.0], 0.5)

@@ -134,14 +134,17 @@ def plot_lemma3(df) -> plt.Figure:
 def plot_sigma_min(grid) -> plt.Figure:
     """Chapter 5, Figure 2 analog: simulated ``sigma_min(Phi_0)`` against ``N`` (mean and
     standard deviation over repetitions), one colour per input dimension ``d``, with the
-    kernel prediction (dashed, per ``d``) and the Gaussian edge (black, dotted); one panel
-    per activation and ``m``, two to a row."""
+    generalized Marchenko-Pastur edge (solid) and the kernel prediction (dashed), per ``d``,
+    and the Gaussian edge (black, dotted); one panel per activation and ``m``, two to a
+    row."""
     panels = list(grid.groupby(["activation", "m"]))
     fig, axes = _panels(len(panels), height=3.4, sharey=True, sharex=True)
     for ax, ((activation, m), g) in zip(axes, panels, strict=True):
         for i, (d, gd) in enumerate(g.groupby("d")):
             ax.errorbar(gd["N"], gd["sigma_min_mean"], yerr=gd["sigma_min_std"], fmt="o",
                         ms=4, color=f"C{i}", capsize=2, label=f"d = {d}: simulated")
+            ax.plot(gd["N"], gd["mp_prediction"], "-", color=f"C{i}", lw=1,
+                    label=f"d = {d}: Marchenko-Pastur edge")
             ax.plot(gd["N"], gd["kernel_prediction"], "--", color=f"C{i}", lw=1,
                     label=f"d = {d}: kernel view")
         edge = g.drop_duplicates("N")
@@ -154,6 +157,34 @@ def plot_sigma_min(grid) -> plt.Figure:
         ax.set_xlabel("width $N$")
     for ax in axes[::2]:
         ax.set_ylabel(r"$\sigma_{\min}(\Phi_0)$")
+    _legend(fig)
+    return fig
+
+
+@_styled
+def plot_kappa(grid) -> plt.Figure:
+    """Chapter 5: the condition number ``kappa`` of ``Phi_0`` against ``N`` (mean and
+    standard deviation over repetitions), one colour per input dimension ``d``, with the
+    generalized Marchenko-Pastur prediction ``sqrt(upper / lower edge)`` (solid) and the
+    infinite-width limit ``sqrt(lambda_max(K) / lambda_min(K))`` (dotted), per ``d``; one
+    panel per activation and ``m``, two to a row (a table from ``sigma_min_grid``)."""
+    panels = list(grid.groupby(["activation", "m"]))
+    fig, axes = _panels(len(panels), height=3.4, sharey=True, sharex=True)
+    for ax, ((activation, m), g) in zip(axes, panels, strict=True):
+        for i, (d, gd) in enumerate(g.groupby("d")):
+            ax.errorbar(gd["N"], gd["kappa_mean"], yerr=gd["kappa_std"], fmt="o", ms=4,
+                        color=f"C{i}", capsize=2, label=f"d = {d}: simulated")
+            ax.plot(gd["N"], gd["mp_kappa"], "-", color=f"C{i}", lw=1,
+                    label=f"d = {d}: Marchenko-Pastur")
+            ax.plot(gd["N"], gd["kappa_inf"], ":", color=f"C{i}", lw=1.5,
+                    label=f"d = {d}: infinite width")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_title(f"{activation}, m = {m}")
+    for ax in axes[-2:]:
+        ax.set_xlabel("width $N$")
+    for ax in axes[::2]:
+        ax.set_ylabel(r"$\kappa(\Phi_0)$")
     _legend(fig)
     return fig
 
