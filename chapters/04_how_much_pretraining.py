@@ -312,13 +312,17 @@ print(view.pivot_table(index=["threshold", "setting", "level"], columns=["d", "m
 # (`python -m labkit run threshold_cpu --out results/archive`) spans $m=32..1024$ at
 # $N=4096$ and $m=32..256$ at $N=1024$, $d\in\{10,100\}$, ten seeds, $k=128$, both step
 # rules and 8,000 iterations. It is committed under `results/archive/threshold_cpu/` and
-# analysed here by the same functions.
+# analysed here by the same functions. It was computed with the PyTorch form of the GD step
+# (at the revision printed below); the trainer now runs the fused CPU step of
+# `labkit.fused_gd`, which takes the same steps to float32 rounding and several times
+# faster, so rerunning the command recomputes the cells (their key includes the code).
 
 # %%
 archived, info = lk.load_archive("threshold_cpu")
 arch_cfg = lk.config.get("threshold_cpu")
-print(f"{info['cells_done']} of {info['cells_total']} cells; their compute time "
-      f"{info['cell_seconds'] / 3600:.2f} h on {info['device']}")
+print(f"{info['cells_done']} of {info['cells_total']} cells, computed at revision "
+      f"{info['git_revision'][:7]}; their compute time {info['cell_seconds'] / 3600:.2f} h "
+      f"on {info['device']}")
 
 # %%
 arch_runs = lk.threshold_runs(archived, delta=arch_cfg.delta, tol=arch_cfg.tol)

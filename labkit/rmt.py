@@ -160,9 +160,14 @@ def sigma_min_grid(cfg) -> pd.DataFrame:
         mu, s = activation_moments(activation)
         for m in cfg.m_values:
             for d in cfg.d_values:
+                X_first, tau = None, None
                 for N in cfg.N_values:
                     X, Phi = feature_matrices(m, d, N, cfg.reps, activation, seed=cfg.seed)
-                    tau = [np.linalg.eigvalsh(kernel_matrix(x, activation)) for x in X]
+                    # the inputs are drawn before the weights, so every N sees the same X:
+                    # K's spectra are computed once per (m, d)
+                    if X_first is None or not torch.equal(X, X_first):
+                        X_first = X
+                        tau = [np.linalg.eigvalsh(kernel_matrix(x, activation)) for x in X]
                     lam = np.array([t[0] for t in tau])
                     kernel = float(np.mean(np.sqrt(N * np.maximum(lam, 0.0))))
                     # the edge law needs m < N (else Phi_0 Phi_0^T is singular): NaN there
