@@ -308,8 +308,8 @@ print(f"Lemma 3's bound holds on every row: "
 #   chapter 4 sees this in the pruned loss.
 #
 # So "the neuron outputs stay of order $\sqrt m$" holds with a constant that depends on the
-# step rule and on training time; the MNIST rows of the table above, where $D^2/m$ is in the
-# hundreds after pre-training, show the same.
+# step rule and on training time; the MNIST rows of the table above, where $D^2/m$ reaches
+# nearly a thousand after pre-training, show the same.
 
 # %% [markdown]
 # ## Theorem 1: how many neurons for excess $\varepsilon$
