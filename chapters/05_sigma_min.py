@@ -114,11 +114,11 @@ print(errors.to_string(float_format=lambda v: f"{v:+.2f}"))
 # **What the simulation shows.**
 #
 # - The **generalized Marchenko-Pastur edge** is the only prediction that holds across the
-#   grid: within about 10% at every $m$, $d$ and $N$ for both activations, including
-#   $N=200=2m$, where the matrix is far from square-free.
-# - The **kernel view** is its $N\to\infty$ limit: accurate for wide networks (a few
-#   percent at $N=3{,}200$), but it overestimates $\sigma_{\min}$ by a factor of about two at
-#   $N=200$, because it drops the finite-$N$ spreading of the spectrum.
+#   grid: within 8% at every $m$, $d$ and $N$ for both activations (the `mp` columns),
+#   including $N=200$, only two to four times $m$.
+# - The **kernel view** is its $N\to\infty$ limit: accurate for wide networks (within 7% at
+#   $N=3{,}200$), but it overestimates $\sigma_{\min}$ by 26% to 170% at $N=200$, because it
+#   drops the finite-$N$ spreading of the spectrum.
 # - The **Gaussian edge** is close only where two errors cancel: at $d\gg m$ and $N$ near
 #   $2m$. Even at $d=1000$ it drifts above the simulation as $N$ grows (the `edge` columns),
 #   because $\lambda_{\min}(K)$ lies below $s^2$ unless $d/m\to\infty$; at $d=10$ it
