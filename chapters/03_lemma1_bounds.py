@@ -287,8 +287,8 @@ shown = ["max_b_move", "b_move_bound", "D^2/m", "D^2/m_cap", "rel_first", "rel_s
 print(movement[final].set_index(["scaling", "N"])[shown].to_string(
     float_format=lambda v: f"{v:.3g}"))
 ratio = movement["max_b_move"] / movement["b_move_bound"].where(movement["t"] > 0)
-print(f"Lemma 3's bound holds on every row: "
-      f"{bool((movement['max_b_move'] <= movement['b_move_bound'] * (1 + 1e-6)).all())}; "
+holds = (movement["max_b_move"] <= movement["b_move_bound"] * (1 + 1e-6)).all()
+print(f"Lemma 3's bound holds on every row: {bool(holds)}; "
       f"largest ratio movement/bound: {ratio.max():.2f}")
 
 # %% [markdown]
