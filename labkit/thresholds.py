@@ -227,7 +227,10 @@ def width_table(runs: pd.DataFrame, value: str = "T_dense", level: float = 0.95
                        mean_wide=float(wide.loc[ok, value].mean()),
                        diff=diff["mean"], lo=diff["lo"], hi=diff["hi"], pvalue=diff["pvalue"])
         rows.append(row)
-    return pd.DataFrame(rows)
+    # a grid with one width has no pairs: an empty table with the columns still there
+    return pd.DataFrame(rows, columns=["scaling", "d", "m", "N_narrow", "N_wide",
+                                       "censored_pairs", "mean_narrow", "mean_wide", "diff",
+                                       "lo", "hi", "pvalue"])
 
 
 def _interval(v, lo, hi) -> str:
