@@ -35,6 +35,8 @@
 # ```
 
 # %% tags=["hide-cell"]
+import pandas as pd
+
 import labkit as lk
 
 # %% [markdown]
@@ -380,6 +382,7 @@ lk.show(fig, "fig-pruned-archived")
 # %%
 verdicts = lk.verdict_table((runs, growth, form, width),
                             (arch_runs, arch_growth, arch_form, arch_width))
+pd.set_option("display.max_colwidth", None)  # the table's cells are sentences: show them
 verdicts
 
 # %% [markdown]
