@@ -130,6 +130,33 @@ def plot_lemma3(df) -> plt.Figure:
     return fig
 
 
+def _rmt_panels(grid, stat: str, lines, ylabel: str, extra=None) -> plt.Figure:
+    """Chapter 5's panel layout: one panel per activation and ``m`` (two to a row), the
+    simulated ``{stat}_mean`` with its standard deviation per input dimension ``d`` and,
+    per ``d``, the prediction columns ``lines`` (``(column, style, width, label)``);
+    ``extra(ax, g)`` draws what does not depend on ``d``."""
+    panels = list(grid.groupby(["activation", "m"]))
+    fig, axes = _panels(len(panels), height=3.4, sharey=True, sharex=True)
+    for ax, ((activation, m), g) in zip(axes, panels, strict=True):
+        for i, (d, gd) in enumerate(g.groupby("d")):
+            ax.errorbar(gd["N"], gd[f"{stat}_mean"], yerr=gd[f"{stat}_std"], fmt="o", ms=4,
+                        color=f"C{i}", capsize=2, label=f"d = {d}: simulated")
+            for column, style, width, label in lines:
+                ax.plot(gd["N"], gd[column], style, color=f"C{i}", lw=width,
+                        label=f"d = {d}: {label}")
+        if extra is not None:
+            extra(ax, g)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_title(f"{activation}, m = {m}")
+    for ax in axes[-2:]:
+        ax.set_xlabel("width $N$")
+    for ax in axes[::2]:
+        ax.set_ylabel(ylabel)
+    _legend(fig)
+    return fig
+
+
 @_styled
 def plot_sigma_min(grid) -> plt.Figure:
     """Chapter 5, Figure 2 analog: simulated ``sigma_min(Phi_0)`` against ``N`` (mean and
@@ -137,28 +164,15 @@ def plot_sigma_min(grid) -> plt.Figure:
     generalized Marchenko-Pastur edge (solid) and the kernel prediction (dashed), per ``d``,
     and the Gaussian edge (black, dotted); one panel per activation and ``m``, two to a
     row."""
-    panels = list(grid.groupby(["activation", "m"]))
-    fig, axes = _panels(len(panels), height=3.4, sharey=True, sharex=True)
-    for ax, ((activation, m), g) in zip(axes, panels, strict=True):
-        for i, (d, gd) in enumerate(g.groupby("d")):
-            ax.errorbar(gd["N"], gd["sigma_min_mean"], yerr=gd["sigma_min_std"], fmt="o",
-                        ms=4, color=f"C{i}", capsize=2, label=f"d = {d}: simulated")
-            ax.plot(gd["N"], gd["mp_prediction"], "-", color=f"C{i}", lw=1,
-                    label=f"d = {d}: Marchenko-Pastur edge")
-            ax.plot(gd["N"], gd["kernel_prediction"], "--", color=f"C{i}", lw=1,
-                    label=f"d = {d}: kernel view")
+    def gaussian_edge(ax, g):  # the same for every d
         edge = g.drop_duplicates("N")
         ax.plot(edge["N"], edge["edge_prediction"], "k:",
                 label=r"Gaussian edge $s(\sqrt{N}-\sqrt{m})$")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_title(f"{activation}, m = {m}")
-    for ax in axes[-2:]:
-        ax.set_xlabel("width $N$")
-    for ax in axes[::2]:
-        ax.set_ylabel(r"$\sigma_{\min}(\Phi_0)$")
-    _legend(fig)
-    return fig
+
+    return _rmt_panels(grid, "sigma_min",
+                       [("mp_prediction", "-", 1, "Marchenko-Pastur edge"),
+                        ("kernel_prediction", "--", 1, "kernel view")],
+                       r"$\sigma_{\min}(\Phi_0)$", extra=gaussian_edge)
 
 
 @_styled
@@ -168,25 +182,10 @@ def plot_kappa(grid) -> plt.Figure:
     generalized Marchenko-Pastur prediction ``sqrt(upper / lower edge)`` (solid) and the
     infinite-width limit ``sqrt(lambda_max(K) / lambda_min(K))`` (dotted), per ``d``; one
     panel per activation and ``m``, two to a row (a table from ``sigma_min_grid``)."""
-    panels = list(grid.groupby(["activation", "m"]))
-    fig, axes = _panels(len(panels), height=3.4, sharey=True, sharex=True)
-    for ax, ((activation, m), g) in zip(axes, panels, strict=True):
-        for i, (d, gd) in enumerate(g.groupby("d")):
-            ax.errorbar(gd["N"], gd["kappa_mean"], yerr=gd["kappa_std"], fmt="o", ms=4,
-                        color=f"C{i}", capsize=2, label=f"d = {d}: simulated")
-            ax.plot(gd["N"], gd["mp_kappa"], "-", color=f"C{i}", lw=1,
-                    label=f"d = {d}: Marchenko-Pastur")
-            ax.plot(gd["N"], gd["kappa_inf"], ":", color=f"C{i}", lw=1.5,
-                    label=f"d = {d}: infinite width")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_title(f"{activation}, m = {m}")
-    for ax in axes[-2:]:
-        ax.set_xlabel("width $N$")
-    for ax in axes[::2]:
-        ax.set_ylabel(r"$\kappa(\Phi_0)$")
-    _legend(fig)
-    return fig
+    return _rmt_panels(grid, "kappa",
+                       [("mp_kappa", "-", 1, "Marchenko-Pastur"),
+                        ("kappa_inf", ":", 1.5, "infinite width")],
+                       r"$\kappa(\Phi_0)$")
 
 
 @_styled
