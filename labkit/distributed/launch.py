@@ -27,6 +27,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from labkit.cpu_pins import THREAD_VARS
 from labkit.distributed.algorithm import (
     DistributedGFSError,
     _check_inputs,
@@ -43,8 +44,9 @@ DEFAULT_TIMEOUT_S = 60.0
 # Rendezvous waits for the slowest rank's imports (seconds, more on a loaded machine), so it
 # gets at least this long even when the collectives' timeout is short.
 STARTUP_TIMEOUT_S = 120.0
-# LABKIT_THREADS: the count quick mode's CPU pins give the rank (labkit.cpu_pins)
-_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "LABKIT_THREADS")
+# every thread count quick mode's CPU pins check (one list, labkit.cpu_pins), plus
+# LABKIT_THREADS, the count those pins give the rank
+_THREAD_VARS = (*THREAD_VARS, "LABKIT_THREADS")
 _STOPPED = (-signal.SIGTERM, -signal.SIGKILL)  # exit codes of a rank the launcher stopped
 
 
