@@ -330,8 +330,9 @@ print(view.pivot_table(index=["threshold", "setting", "level"], columns=["d", "m
 archived, info = lk.load_archive("threshold_cpu")
 arch_cfg = lk.config.get("threshold_cpu")
 hours = info["cell_seconds"] / 3600
+revision = info["git_revision"][:7]
 print(f"{info['cells_done']} of {info['cells_total']} cells, computed at revision "
-      f"{info['git_revision'][:7]}; their compute time {hours:.2f} h on {info['device']}")
+      f"{revision}; their compute time {hours:.2f} h on {info['device']}")
 
 # %%
 arch_runs = lk.threshold_runs(archived, delta=arch_cfg.delta, tol=arch_cfg.tol)
@@ -382,7 +383,8 @@ lk.show(fig, "fig-pruned-archived")
 # %%
 verdicts = lk.verdict_table((runs, growth, form, width),
                             (arch_runs, arch_growth, arch_form, arch_width))
-pd.set_option("display.max_colwidth", None)  # the table's cells are sentences: show them
+# the table's cells are sentences: show them whole
+pd.set_option("display.max_colwidth", None)
 verdicts
 
 # %% [markdown]
