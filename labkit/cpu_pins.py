@@ -9,7 +9,8 @@ every CI machine has, and the thread count, which changes reduction orders:
 
 - ATen (PyTorch's own kernels): ``ATEN_CPU_CAPABILITY``;
 - oneDNN (PyTorch's CPU convolutions): ``ONEDNN_MAX_CPU_ISA`` (``DNNL_`` is its old name);
-- MKL (PyTorch's matrix products): ``MKL_CBWR`` (conditional numerical reproducibility),
+- MKL (PyTorch's matrix products): ``MKL_CBWR`` (conditional numerical reproducibility) at
+  its ``COMPATIBLE`` branch, the one that Intel and AMD CPUs run alike,
   ``MKL_ENABLE_INSTRUCTIONS``, ``MKL_DYNAMIC`` off so the thread count is the one asked;
 - OpenBLAS (NumPy's and SciPy's linear algebra): ``OPENBLAS_CORETYPE`` (some machines set
   it already, for old OpenBLAS builds; the pin overrides it with a kernel every AVX2 CPU
@@ -59,7 +60,11 @@ ISA_PINS: dict[str, str] = {
     "ATEN_CPU_CAPABILITY": "avx2",
     "ONEDNN_MAX_CPU_ISA": "AVX2",
     "DNNL_MAX_CPU_ISA": "AVX2",
-    "MKL_CBWR": "AVX2,STRICT",
+    # MKL's AVX2 branch exists on Intel CPUs only: on AMD ones MKL silently takes its AUTO
+    # branch instead (Intel's CNR guide), whose products differ in the last bits (measured:
+    # chapter 2 and 7's numbers on an AMD EPYC). COMPATIBLE is the branch that every x86-64
+    # CPU runs the same (SSE2 code, 2-4x slower products; quick mode's shapes are small)
+    "MKL_CBWR": "COMPATIBLE,STRICT",
     "MKL_ENABLE_INSTRUCTIONS": "AVX2",
     "MKL_DYNAMIC": "FALSE",
     "OPENBLAS_CORETYPE": "Haswell",

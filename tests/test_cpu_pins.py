@@ -4,7 +4,7 @@ The main test trains a little of chapter 7 (the quick MobileNetV2 and ResNet34, 
 steps) and runs one two-layer experiment (GD, GFS, an OpenBLAS SVD and NumPy SIMD loops) in
 subprocesses whose environments set every dispatch variable to different values that any
 AVX2 machine runs, e.g. ATen ``default`` vs ``avx512``, oneDNN SSE4.1 vs all, MKL's
-``COMPATIBLE`` vs ``AUTO`` branch, OpenBLAS Prescott vs Sandy Bridge kernels, NumPy's AVX2
+``AVX2`` vs ``AUTO`` branch, OpenBLAS Prescott vs Sandy Bridge kernels, NumPy's AVX2
 loops off vs on, 1 vs 3 threads. Started the way labkit's launchers start kernels, their
 printed results must be identical; with the pins off (``LABKIT_PIN_CPU=0``, i.e. the code
 before the pins existed) the same two runs differ, which shows the test can fail. The last
@@ -70,7 +70,7 @@ PROBE = textwrap.dedent("""
 # every dispatch variable, at two settings that any AVX2 machine runs
 VARIANT_A = {
     "ATEN_CPU_CAPABILITY": "default", "ONEDNN_MAX_CPU_ISA": "SSE41",
-    "DNNL_MAX_CPU_ISA": "SSE41", "MKL_CBWR": "COMPATIBLE", "MKL_ENABLE_INSTRUCTIONS": "SSE4_2",
+    "DNNL_MAX_CPU_ISA": "SSE41", "MKL_CBWR": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "SSE4_2",
     "MKL_DYNAMIC": "TRUE", "OPENBLAS_CORETYPE": "Prescott",
     "NPY_DISABLE_CPU_FEATURES": "X86_V3 X86_V4 AVX512_ICL AVX512_SPR",
     "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
