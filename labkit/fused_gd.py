@@ -71,7 +71,16 @@ def _coord(x, k, d):
     return x[k] if k < d else F(0.0)
 
 
-@numba.njit(parallel=True, fastmath=FAST, cache=True)
+@numba.njit(inline="always")
+def _aligned_zeros(size):
+    """``size`` float32 zeros starting on a 64-byte boundary (a cache line, and one AVX-512
+    vector): malloc promises 16 bytes, and loads that straddle two lines run slower."""
+    raw = np.zeros(size + 16, dtype=np.float32)
+    skip = ((-raw.ctypes.data) % 64) // 4
+    return raw[skip:skip + size]
+
+
+@numba.njit(parallel=True, fastmath=FAST)  # cached inside _train (see there)
 def _forward(X, WT, b, y, A, partial, r, inv_N):
     """Pass 1: ``A[n, blk, j, :] = tanh(W x_nj)`` for the neurons of block ``blk`` and
     ``r[n, j] = f_n(x_nj) - y_nj`` for every network ``n`` and row ``j``. ``WT`` is ``W``
@@ -93,7 +102,7 @@ def _forward(X, WT, b, y, A, partial, r, inv_N):
         # lies a multiple of 4 KiB from the sum's (a load would wait on an unrelated
         # store: 4K aliasing, up to 1.4x slower, depending on where malloc put them)
         S = BLOCK + 16
-        buf = np.zeros((d4 + 1) * S, dtype=np.float32)
+        buf = _aligned_zeros((d4 + 1) * S)
         w = buf[:d4 * S].reshape(d4, S)
         row = buf[d4 * S:d4 * S + BLOCK]
         for k in range(d):
@@ -130,7 +139,7 @@ def _forward(X, WT, b, y, A, partial, r, inv_N):
         r[n, j] = acc * inv_N - y[n, j]
 
 
-@numba.njit(parallel=True, fastmath=FAST, cache=True)
+@numba.njit(parallel=True, fastmath=FAST)  # cached inside _train (see there)
 def _backward(X, A, r, b, grad_b, grad_WT, inv_N):
     """Pass 2: the gradients of ``(1/m) sum_j r_j^2`` with respect to ``b`` and ``W``
     (stored transposed, ``(B, d, N)``), one block of neurons per job (``A`` as pass 1
@@ -143,9 +152,13 @@ def _backward(X, A, r, b, grad_b, grad_WT, inv_N):
         n, blk = job // n_blocks, job % n_blocks
         i0 = blk * BLOCK
         block = A[n, blk]
-        acc_b = np.zeros(BLOCK, dtype=np.float32)
-        acc_w = np.zeros((d, BLOCK), dtype=np.float32)
-        c = np.zeros((4, BLOCK), dtype=np.float32)  # (1 - a^2) g for four samples
+        # the accumulators and (1 - a^2) g for four samples, in one aligned buffer with
+        # rows 64 bytes longer than a block (against 4K aliasing, as in pass 1)
+        S = BLOCK + 16
+        buf = _aligned_zeros((d + 5) * S)
+        acc_w = buf[:d * S].reshape(d, S)
+        c = buf[d * S:(d + 4) * S].reshape(4, S)
+        acc_b = buf[(d + 4) * S:(d + 4) * S + BLOCK]
         xs = np.zeros((4, d), dtype=np.float32)
         for j0 in range(0, m, 4):
             for q in range(4):
@@ -166,7 +179,7 @@ def _backward(X, A, r, b, grad_b, grad_WT, inv_N):
                 x0, x1, x2, x3 = xs[0, k], xs[1, k], xs[2, k], xs[3, k]
                 acc = acc_w[k]
                 for i in range(BLOCK):
-                    acc[i] += c0[i] * x0 + c1[i] * x1 + c2[i] * x2 + c3[i] * x3
+                    acc[i] += (c0[i] * x0 + c1[i] * x1) + (c2[i] * x2 + c3[i] * x3)
         for i in range(BLOCK):
             scale = b[n, i0 + i] * inv_N
             grad_b[n, i0 + i] = acc_b[i] * inv_N
@@ -174,11 +187,14 @@ def _backward(X, A, r, b, grad_b, grad_WT, inv_N):
                 grad_WT[n, k, i0 + i] = acc_w[k, i] * scale
 
 
+# Cached with the passes compiled into it. The passes are not cached on their own: numba
+# 0.68 then links a cached pass into _train, and the next process that loads that _train
+# from the cache crashes (measured: benchmark runs after a direct call of _forward).
 @numba.njit(cache=True)
 def _train(X, y, WT, b, inv_N, steps, step_b, step_W, history):
     B, m, d = X.shape
     N = WT.shape[2]
-    A = np.empty((B, N // BLOCK, m, BLOCK), dtype=np.float32)
+    A = _aligned_zeros(B * N * m).reshape(B, N // BLOCK, m, BLOCK)
     r = np.empty((B, m), dtype=np.float32)
     partial = np.empty((B, N // BLOCK, m), dtype=np.float32)
     grad_b = np.empty((B, N), dtype=np.float32)

@@ -4,6 +4,10 @@ covers the last through :func:`labkit.train_batched`'s float32 path)."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numba
 import numpy as np
 import pytest
@@ -93,3 +97,35 @@ def test_fused_step_argument_errors_and_divergence():
                              lr=0.1, fused=True)
     with pytest.raises(FloatingPointError, match="iteration"):
         labkit.train_batched(X, y * 1e30, W, b, steps=50, lr=1e6, fused=True)
+
+
+def test_cached_code_gives_the_same_numbers_in_a_new_process(tmp_path):
+    """numba's cache (``cache=True``): the process that compiles the step and the later ones
+    that load it print the same losses. A first process calls the two passes on their own:
+    when they were cached too, the next process linked those cached passes into ``_train``,
+    and every process after it crashed loading that ``_train`` (segmentation fault)."""
+    script = (
+        "import sys\nimport numpy as np\nfrom labkit import fused_gd as fg\n"
+        "rng = np.random.default_rng(0)\n"
+        "X = rng.standard_normal((1, 20, 10)).astype(np.float32)\n"
+        "y = rng.standard_normal((1, 20)).astype(np.float32)\n"
+        "W = rng.standard_normal((1, 300, 10)).astype(np.float32)\n"
+        "b = rng.standard_normal((1, 300)).astype(np.float32)\n"
+        "if sys.argv[1:] == ['passes']:\n"
+        "    WT, bp = np.zeros((1, 10, 512), np.float32), np.zeros((1, 512), np.float32)\n"
+        "    A, r = np.zeros((1, 2, 20, 256), np.float32), np.zeros((1, 20), np.float32)\n"
+        "    inv, gb = np.float32(1 / 300), np.zeros((1, 512), np.float32)\n"
+        "    fg._forward(X, WT, bp, y, A, np.zeros((1, 2, 20), np.float32), r, inv)\n"
+        "    fg._backward(X, A, r, bp, gb, np.zeros_like(WT), inv)\n"
+        "else:\n"
+        "    hist, bad = fg.train(X, y, W, b, 20, np.full(1, 0.1), np.full(1, 0.1))\n"
+        "    print(hist[:, 0].tobytes().hex(), bad)\n")
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    runs = [subprocess.run([sys.executable, "-c", script, *args], env=env, capture_output=True,
+                           text=True, timeout=300)
+            for args in (["passes"], [], [], [])]
+    for run in runs:
+        assert run.returncode == 0, (run.returncode, run.stderr[-2000:])
+    trains = {run.stdout for run in runs[1:]}
+    assert len(trains) == 1 and len(trains.pop()) > 100
+    assert any(tmp_path.rglob("*_train*.nbc"))  # the later runs loaded _train from it
