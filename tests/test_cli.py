@@ -175,8 +175,10 @@ print(len(table))
 
 def test_sigkill_leaves_a_table_of_every_finished_cell(tmp_path):
     """kill -9 mid-run: results.csv and manifest.json are whole (atomic rewrites) and hold
-    every finished cell. A cell's file is written just before the table, so a kill can
-    land between the two for at most the one cell in hand; the rerun reuses it."""
+    every finished cell. A cell's file is written just before the table, and the table
+    just before the manifest, so a kill can land between two of them for at most the one
+    cell in hand: the table may hold one cell the manifest does not count yet, and one cell
+    file may be missing from both; the rerun reuses it."""
     out = tmp_path / "out"
     args = [sys.executable, "-m", "labkit", "run", "threshold", "--out", str(out),
             "--set", "grid=((128, (4, 8, 16, 32)), (64, (4, 8, 16)))", "--set", "k=8",
@@ -199,9 +201,9 @@ def test_sigkill_leaves_a_table_of_every_finished_cell(tmp_path):
     assert not info["complete"] and 2 <= info["cells_done"] < 14, "the kill should land midway"
     got = set(map(tuple, table[["m", "N", "scaling"]].drop_duplicates().to_numpy().tolist()))
     assert got <= stored and len(stored - got) <= 1
-    assert len(got) == info["cells_done"]
-    # seeds x checkpoints per cell
-    assert (table["kind"] == "checkpoint").sum() == info["cells_done"] * 1 * 7
+    assert info["cells_done"] <= len(got) <= info["cells_done"] + 1
+    # seeds x checkpoints per cell: the table holds whole cells only
+    assert (table["kind"] == "checkpoint").sum() == len(got) * 1 * 7
     subprocess.run(args, check=True, capture_output=True)
     info = json.loads(manifest.read_text())
     assert info["complete"] and info["cells_reused"] == len(stored)
