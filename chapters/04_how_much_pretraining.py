@@ -245,8 +245,14 @@ print(prune.to_string(float_format=lambda v: f"{v:.3g}"))
 # %%
 prune_growth = lk.growth_table(runs[runs["scaling"] == "mean_field"], "T_prune",
                                n_boot=cfg.n_boot)
-print(prune_growth.drop(columns=["a", "b"], errors="ignore").to_string(
-    index=False, float_format=lambda v: f"{v:.3g}"))
+# two halves, so that each fits the page: the fit, then the comparison of the laws
+fit_cols = ["scaling", "d", "N", "runs", "censored", "p", "p_lo", "p_hi",
+            "lr_pvalue_p0"]
+law_cols = ["scaling", "d", "N", "boot_lo", "boot_hi", "daic_pow_minus_log",
+            "holdout_log", "holdout_pow"]
+fmt = {"index": False, "float_format": lambda v: f"{v:.3g}"}
+print(prune_growth[[*fit_cols, "dropped_zero"]].to_string(**fmt))
+print(prune_growth[law_cols].to_string(**fmt))
 
 # %% [markdown]
 #
@@ -261,9 +267,8 @@ print(prune_growth.drop(columns=["a", "b"], errors="ignore").to_string(
 
 # %%
 growth = lk.growth_table(runs, "T_dense", n_boot=cfg.n_boot)
-shown = ["scaling", "d", "N", "runs", "censored", "p", "p_lo", "p_hi", "lr_pvalue_p0",
-         "boot_lo", "boot_hi", "daic_pow_minus_log", "holdout_log", "holdout_pow"]
-print(growth[shown].to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+print(growth[fit_cols].to_string(**fmt))
+print(growth[law_cols].to_string(**fmt))
 
 # %% tags=["remove-output"]
 fig = lk.plot_threshold(runs, growth, N=N_show)
@@ -337,7 +342,8 @@ print(f"{info['cells_done']} of {info['cells_total']} cells, computed at revisio
 # %%
 arch_runs = lk.threshold_runs(archived, delta=arch_cfg.delta, tol=arch_cfg.tol)
 arch_growth = lk.growth_table(arch_runs, "T_dense", n_boot=arch_cfg.n_boot)
-print(arch_growth[shown].to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+print(arch_growth[fit_cols].to_string(**fmt))
+print(arch_growth[law_cols].to_string(**fmt))
 
 # %% tags=["remove-output"]
 arch_N = max(N for N, _ in arch_cfg.grid)
