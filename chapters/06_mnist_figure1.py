@@ -254,8 +254,8 @@ print(end.to_string(float_format=lambda v: f"{v:.3f}"))
 # points of each other, the wider one as good or better at every size. The paper's
 # observation was made at larger widths with 200 selected neurons; the full preset (widths
 # 1,000-4,000, $k=200$) is the place to test it, and `python -m labkit run fig1_digits_cpu`
-# and `fig1_mnist1d_cpu` (widths 800 and 1,600 at $k=200$ on a CPU, about an hour each) the
-# intermediate step.
+# and `fig1_mnist1d_cpu` (widths 800 and 1,600 at $k=200$ on a CPU, several CPU-hours each:
+# the smallest cell, 500 digits at $N=800$, took 29 minutes) the intermediate step.
 #
 # ## Paper and reproduction side by side
 #

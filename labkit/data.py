@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import os
+import random
 from pathlib import Path
 
 import numpy as np
@@ -102,8 +103,8 @@ def load_mnist1d(num_samples: int, *, seed: int = 0) -> tuple[torch.Tensor, torc
     (``num_samples`` must be a multiple of 10). The package's own generator
     (``mnist1d.data.make_dataset``, its default transforms: padding, shear, translation,
     correlated and i.i.d. noise) with ``seed``, all samples kept (no train/test split); its
-    download path is never used. NumPy's global random state, which the package reseeds, is
-    restored afterwards."""
+    download path is never used. The global random states of NumPy and of Python's
+    ``random``, which the package reseeds, are restored afterwards."""
     _positive_int("num_samples", num_samples)
     if num_samples % 10:
         raise ValueError(f"num_samples: {num_samples} is not a multiple of 10 (MNIST-1D makes "
@@ -115,11 +116,12 @@ def load_mnist1d(num_samples: int, *, seed: int = 0) -> tuple[torch.Tensor, torc
                           f"pip install {MNIST1D_PIN} (pinned in requirements.txt)") from err
     args = get_dataset_args()
     args.num_samples, args.train_split, args.seed = int(num_samples), 1.0, int(seed)
-    state = np.random.get_state()
+    np_state, py_state = np.random.get_state(), random.getstate()
     try:
         data = make_dataset(args)
     finally:
-        np.random.set_state(state)
+        np.random.set_state(np_state)
+        random.setstate(py_state)
     return (torch.as_tensor(data["x"], dtype=torch.float32),
             torch.as_tensor(data["y"], dtype=torch.int64))
 

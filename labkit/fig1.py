@@ -194,16 +194,15 @@ def red_line(table: pd.DataFrame, *, plateau_from: int, tolerance: float) -> pd.
 def red_line_summary(red: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
     """Per (N, size): the mean ``t_red`` over the seeds that reached the target, its
     t-interval (``NaN`` with fewer than two), and how many seeds were censored."""
-    from scipy import stats
+    from labkit.growth import t_interval
 
     rows = []
     for (N, size), g in red.groupby(["N", "size"]):
         t = g["t_red"].dropna().to_numpy(float)
         mean = float(t.mean()) if len(t) else np.nan
-        half = (float(stats.t.ppf(0.5 + level / 2, len(t) - 1) * t.std(ddof=1) / np.sqrt(len(t)))
-                if len(t) > 1 else np.nan)
+        _, low, high = t_interval(t, level) if len(t) > 1 else (mean, np.nan, np.nan)
         rows.append({"N": N, "size": size, "target": float(g["target"].iloc[0]),
-                     "t_red": mean, "low": mean - half, "high": mean + half,
+                     "t_red": mean, "low": low, "high": high,
                      "seeds": len(g), "censored": int(g["t_red"].isna().sum())})
     return pd.DataFrame(rows)
 

@@ -67,6 +67,7 @@ def test_subnetworks_and_baselines_have_the_same_distinct_size():
                        replacement=replacement)
         res = labkit.greedy_forward_selection(Phi, y, 10, loss="bce", replacement=replacement)
         assert acc["gfs_distinct"] == int((res.counts > 0).sum())
+        assert (acc["gfs_distinct"] < 10) == replacement  # a multiset repeats here
         # the random baseline with this many neurons: the same draw by hand
         idx = torch.randperm(40, generator=torch.Generator().manual_seed(0))
         hand = ((Phi[idx[:acc["gfs_distinct"]]].mean(0) > 0).double() == y).double().mean()

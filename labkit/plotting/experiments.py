@@ -60,14 +60,14 @@ def plot_fig1_heatmap(table, red, plateau_from: int | None = None) -> plt.Figure
         ax.set_yticks(range(len(sizes)), [f"{s:,}" for s in sizes])
         if plateau_from is not None and (ts >= plateau_from).any():
             ax.axvline(np.argmax(ts >= plateau_from) - 0.5, color="w", ls=":", lw=1.5)
-        column = dict(zip(sizes, range(len(sizes)), strict=True))
+        row_of = dict(zip(sizes, range(len(sizes)), strict=True))  # size -> image row
         r = red[(red["N"] == N)].dropna(subset=["t_red"])
         x = np.interp(r["t_red"].to_numpy(float), ts, np.arange(len(ts)))
-        ax.plot(x, r["size"].map(column), "o", mfc="none", mec="r", ms=6,
+        ax.plot(x, r["size"].map(row_of), "o", mfc="none", mec="r", ms=6,
                 label="red line, one seed")
         mean = r.groupby("size")["t_red"].mean()
         ax.plot(np.interp(mean.to_numpy(float), ts, np.arange(len(ts))),
-                mean.index.map(column), "r-", lw=2, label="red line, mean over seeds")
+                mean.index.map(row_of), "r-", lw=2, label="red line, mean over seeds")
         ax.set_title(f"N = {N}")
         ax.set_xlabel("pre-training iterations (checkpoints)")
     axes[0].set_ylabel("sub-dataset size")
