@@ -430,12 +430,16 @@ class Fig1Config(_Config):
 
     def cell_params(self) -> dict:
         """What every cell's result depends on besides its size and width."""
+        from labkit import fig1
         from labkit.store import code_digest
 
+        # the code that computes a cell (not the red line's analysis beside it)
+        code = code_digest(fig1.load_data, fig1._accuracy, fig1.random_baseline_generator,
+                           fig1.evaluate, fig1._sgd_step, fig1.train_cell, "gfs.py",
+                           "model.py", "data.py")
         return {"source": self.source, "seeds": list(self.seeds), "k": self.k, "lr": self.lr,
                 "batch_size": self.batch_size, "checkpoints": list(self.all_checkpoints()),
-                "replacement": self.replacement,
-                "code": code_digest("fig1.py", "gfs.py", "model.py", "data.py")}
+                "replacement": self.replacement, "code": code}
 
 
 # named here, not imported, so that `import labkit` does not load torchvision

@@ -128,11 +128,12 @@ def train_cell(cfg, X_all, labels, cell, device) -> dict:
     return {"rows": rows}
 
 
-def cell_work(cfg, cell: dict, d: int = 784) -> float:
+def cell_work(cfg, cell: dict) -> float:
     """Floating-point operations of one cell, roughly (``--dry-run``'s estimate): SGD on every
     seed (``6 B N d`` per iteration) and, at every checkpoint, one pass of the sub-dataset
     through the network and GFS (``2 N size`` per selected neuron)."""
     size, N, S, C = cell["size"], cell["N"], len(cfg.seeds), len(cfg.all_checkpoints())
+    d = 40 if cfg.source == "mnist1d" else 784  # signal length or pixels
     train = 6 * cfg.batch_size * N * d * cfg.all_checkpoints()[-1]
     return S * (train + C * (2 * size * N * d + 2 * cfg.k * N * size))
 

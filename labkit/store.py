@@ -10,10 +10,13 @@ as missing and recomputed, never used. Chapters 4 and 6.
 
 from __future__ import annotations
 
+import ast
 import hashlib
+import inspect
 import json
 import os
 import tempfile
+import textwrap
 import time
 from pathlib import Path
 
@@ -21,11 +24,28 @@ SCHEMA_VERSION = 1
 RESULTS_ENV = "LABKIT_RESULTS"
 
 
-def code_digest(*files: str) -> str:
-    """Hash of labkit source files (names relative to the package): part of a cell's key, so
-    that a store never serves numbers computed by older code."""
+def _normalized(source: str) -> str:
+    """The code of ``source`` without its comments, docstrings or layout: an AST dump."""
+    tree = ast.parse(textwrap.dedent(source))
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (isinstance(body, list) and body and isinstance(body[0], ast.Expr)
+                and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)):
+            node.body = body[1:] or [ast.Pass()]
+    return ast.dump(tree)
+
+
+def code_digest(*parts) -> str:
+    """Hash of the labkit code a cell's numbers depend on: part of a cell's key, so that a
+    store never serves numbers computed by older code. Each part is a source file (a name
+    relative to the package: all its code) or a function or class (its code only, so that
+    an archived run survives edits to the analysis next to it). Comments, docstrings and
+    layout do not count: an edit to them keeps the hours of an archived run."""
     here = Path(__file__).resolve().parent
-    return hashlib.sha256(b"".join((here / f).read_bytes() for f in files)).hexdigest()[:12]
+    texts = [_normalized((here / part).read_text()) if isinstance(part, str)
+             else _normalized(inspect.getsource(part)) for part in parts]
+    return hashlib.sha256("\0".join(texts).encode()).hexdigest()[:12]
 
 
 def default_root(mode: str) -> Path:

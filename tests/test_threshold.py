@@ -208,6 +208,56 @@ def test_store_roundtrip_and_keys(tmp_path):
     assert store.path("e", params).stat().st_mode & 0o777 == 0o644
 
 
+def test_code_digest_ignores_documentation_but_not_code(tmp_path, monkeypatch):
+    """The cell key's code digest: a docstring, comment or layout edit keeps an archived
+    run's hours; any change to the code makes new cells."""
+    from labkit import store
+
+    def digest_of(source):
+        (tmp_path / "store.py").write_text(textwrap.dedent(source))
+        (tmp_path / "mod.py").write_text(textwrap.dedent(source))
+        monkeypatch.setattr(store, "__file__", str(tmp_path / "store.py"))
+        return store.code_digest("mod.py")
+
+    base = digest_of('''
+        def f(x):
+            """Doc."""
+            return x + 1
+    ''')
+    assert digest_of('''
+        def f(x):
+            """Another doc, longer."""
+            # a comment
+            return (x +
+                    1)
+    ''') == base
+    assert digest_of('''
+        def f(x):
+            """Doc."""
+            return x + 2
+    ''') != base
+    assert digest_of('''
+        def f(x):
+            """Doc."""
+            return "x + 1"
+    ''') != base  # a string that is not a docstring is code
+
+
+def test_fig1_cells_keep_their_key_when_the_analysis_changes():
+    """Chapter 6's cells are keyed by the functions that compute them, not by the red
+    line's analysis in the same module (which the archived runs must survive)."""
+    from labkit import fig1, store
+
+    key = config.get("fig1").cell_params()["code"]
+    assert key == store.code_digest(fig1.load_data, fig1._accuracy,
+                                    fig1.random_baseline_generator, fig1.evaluate,
+                                    fig1._sgd_step, fig1.train_cell, "gfs.py", "model.py",
+                                    "data.py")
+    assert key != store.code_digest(fig1.load_data, fig1._accuracy, fig1.evaluate,
+                                    fig1._sgd_step, fig1.train_cell, "gfs.py", "model.py",
+                                    "data.py")
+
+
 @pytest.mark.parametrize("damage", ["truncate", "garbage", "payload", "empty"])
 def test_store_never_uses_a_damaged_file(tmp_path, damage):
     store = labkit.ResultStore(tmp_path)
