@@ -30,8 +30,9 @@ def _fig1(cfg, out, device, name, **opts):
 def _fig1_summary(cfg, table, name) -> str:
     from labkit.fig1 import red_line, red_line_summary
 
-    mean = table.groupby(["N", "size", "method", "t"])["accuracy"].mean()
-    summary = mean.groupby(["N", "size", "method"]).max().unstack("method")
+    keys = ["lr", "N", "size"] if "lr" in table.columns else ["N", "size"]
+    mean = table.groupby([*keys, "method", "t"])["accuracy"].mean()
+    summary = mean.groupby([*keys, "method"]).max().unstack("method")
     text = (f"best checkpoint's accuracy (mean over seeds):\n"
             f"{summary.round(4).to_string()}")
     if not cfg.plateau:
@@ -84,6 +85,9 @@ EXPERIMENTS = {
     "fig1_mnist1d_cpu": (_fig1, _fig1_summary,
                          "Figure 1, archived CPU run: MNIST-1D at 1K-50K, k=200, width 800, 8K "
                          "iterations (+ plateau to 12K), 3 seeds"),
+    "fig1_lr": (_fig1, _fig1_summary,
+                "Figure 1's learning-rate sensitivity, archived: the quick digits run at "
+                "N=200 for lr = 0.25, 0.5, 1 and 2"),
     "table1": (_table, _table_summary,
                "Table 1: channel GFS on ResNet34/MobileNetV2 at pre-training checkpoints, "
                "CIFAR10 sub-datasets ($LABKIT_CIFAR_DIR) in full mode"),

@@ -76,6 +76,9 @@ class _Config:
             elif f.type == "tuple[str, ...]":
                 value = tuple(value)
             elif f.type == "tuple[float, ...]":
+                if any(isinstance(v, bool) or not isinstance(v, (int, float, np.number))
+                       for v in value):
+                    raise ValueError(f"{f.name}: must hold numbers, got {value!r}")
                 value = tuple(float(v) for v in value)
             object.__setattr__(self, f.name, value)
         for field in self._positive:
@@ -398,6 +401,7 @@ class Fig1Config(_Config):
     plateau: tuple[int, ...] = (2500, 3000)
     tolerance: float = 0.01
     replacement: bool = False
+    lr_sweep: tuple[float, ...] = ()
 
     _positive = ("k", "lr", "batch_size")
     _non_negative = ("tolerance",)
@@ -423,6 +427,10 @@ class Fig1Config(_Config):
                                  f"({self.checkpoints[-1]}), got {self.plateau!r}")
         if not isinstance(self.replacement, bool):
             raise ValueError(f"replacement: must be True or False, got {self.replacement!r}")
+        if any(isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0
+               for v in self.lr_sweep) or len(set(self.lr_sweep)) != len(self.lr_sweep):
+            raise ValueError(f"lr_sweep: must be distinct positive learning rates (empty: "
+                             f"lr alone), got {self.lr_sweep!r}")
 
     def all_checkpoints(self) -> tuple[int, ...]:
         """The grid, then the plateau checkpoints: every iteration at which a cell prunes."""
@@ -634,6 +642,12 @@ PRESETS: dict[str, dict[str, _Config]] = {
                          widths=(800,), seeds=(0, 1, 2), k=200,
                          checkpoints=(0, 250, 500, 1000, 1500, 2000, 3000, 4000, 5000, 6000,
                                       7000, 8000), plateau=(10000, 12000))
+        for mode in ("quick", "full")
+    },
+    # chapter 6's learning-rate sensitivity (archived, the same in both modes): the quick
+    # digits run at its narrower width, the step halved, kept, doubled and quadrupled
+    "fig1_lr": {
+        mode: Fig1Config(widths=(200,), lr_sweep=(0.25, 0.5, 1.0, 2.0))
         for mode in ("quick", "full")
     },
     "table1": {

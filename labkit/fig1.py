@@ -17,6 +17,7 @@ Chapter 6 (issue 18).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import numpy as np
@@ -147,8 +148,9 @@ def run_fig1(cfg, *, out, device=None, name: str = NAME, only: dict | None = Non
     so a finished run, or a plan, needs none."""
     device = torch.device(device or "cpu")
     data = functools.cache(lambda: load_data(cfg))
-    cells = [{**cfg.cell_params(), "size": size, "N": N}
-             for N in cfg.widths for size in cfg.sizes]
+    # a cell's "lr" overrides cell_params' (the same value unless lr_sweep is set)
+    cells = [{**cfg.cell_params(), "lr": lr, "size": size, "N": N}
+             for lr in (cfg.lr_sweep or (cfg.lr,)) for N in cfg.widths for size in cfg.sizes]
 
     def to_rows(cell, payload):
         df = pd.DataFrame(payload["rows"], columns=["t", "seed", *METHODS, "gfs_distinct",
@@ -157,9 +159,14 @@ def run_fig1(cfg, *, out, device=None, name: str = NAME, only: dict | None = Non
                      var_name="method", value_name="accuracy")
         df.insert(0, "N", cell["N"])
         df.insert(0, "size", cell["size"])
+        if cfg.lr_sweep:
+            df.insert(0, "lr", cell["lr"])
         return df
 
-    return run_cells(name, cfg, cells, lambda cell: train_cell(cfg, *data(), cell, device),
+    def compute(cell):
+        return train_cell(dataclasses.replace(cfg, lr=cell["lr"]), *data(), cell, device)
+
+    return run_cells(name, cfg, cells, compute,
                      to_rows, out=out, device=device, only=only, dry_run=dry_run,
                      work=lambda cell: cell_work(cfg, cell))
 
@@ -175,21 +182,29 @@ def red_line(table: pd.DataFrame, *, plateau_from: int, tolerance: float) -> pd.
     each size and seed, ``t_red`` is the first grid checkpoint (``t < plateau_from``) at
     which that seed's GFS accuracy reaches the target, ``NaN`` (censored) if none does.
     No point is fixed by the definition: the plateau checkpoints are never candidates.
-    Returns one row per (N, size, seed): ``target``, ``t_red``."""
+    Returns one row per (N, size, seed): ``target``, ``t_red`` (per learning rate too, in
+    an ``lr_sweep`` table)."""
     g = table[table["method"] == "gfs"]
     if not (g["t"] >= plateau_from).any():
         raise ValueError(f"plateau_from: no checkpoint at or after {plateau_from}; the "
                          "plateau is estimated from checkpoints past the grid")
     rows = []
-    for N, gN in g.groupby("N"):
+    keys = _settings(table)
+    for key, gN in g.groupby(keys):
+        setting = dict(zip(keys, key, strict=True))
         largest = gN[gN["size"] == gN["size"].max()]
         target = float(largest[largest["t"] >= plateau_from]["accuracy"].mean()) - tolerance
         grid = gN[gN["t"] < plateau_from]
         for (size, seed), gs in grid.groupby(["size", "seed"]):
             reached = gs[gs["accuracy"] >= target]["t"]
-            rows.append({"N": N, "size": size, "seed": seed, "target": target,
+            rows.append({**setting, "size": size, "seed": seed, "target": target,
                          "t_red": float(reached.min()) if len(reached) else np.nan})
     return pd.DataFrame(rows)
+
+
+def _settings(table: pd.DataFrame) -> list[str]:
+    """What a red line is drawn per: the width, and the learning rate in a sweep."""
+    return ["lr", "N"] if "lr" in table.columns else ["N"]
 
 
 def red_line_summary(red: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
@@ -198,11 +213,12 @@ def red_line_summary(red: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
     from labkit.growth import t_interval
 
     rows = []
-    for (N, size), g in red.groupby(["N", "size"]):
+    keys = [*_settings(red), "size"]
+    for key, g in red.groupby(keys):
         t = g["t_red"].dropna().to_numpy(float)
         mean = float(t.mean()) if len(t) else np.nan
         _, low, high = t_interval(t, level) if len(t) > 1 else (mean, np.nan, np.nan)
-        rows.append({"N": N, "size": size, "target": float(g["target"].iloc[0]),
+        rows.append({**dict(zip(keys, key, strict=True)), "target": float(g["target"].iloc[0]),
                      "t_red": mean, "low": low, "high": high,
                      "seeds": len(g), "censored": int(g["t_red"].isna().sum())})
     return pd.DataFrame(rows)
@@ -217,8 +233,9 @@ def red_line_growth(red: pd.DataFrame, horizon: int, *, n_boot: int = 200) -> pd
     no growth and is dropped, as chapter 4 drops its zero thresholds."""
     from labkit.thresholds import growth_table
 
-    runs = pd.DataFrame({"N": red["N"], "m": red["size"], "seed": red["seed"],
+    keys = _settings(red)
+    runs = pd.DataFrame({**{k: red[k] for k in keys}, "m": red["size"], "seed": red["seed"],
                          "dense_censored": red["t_red"].isna(),
                          "T_dense": red["t_red"].fillna(horizon)})
-    return growth_table(runs, "T_dense", by=("N",), n_boot=n_boot).rename(
+    return growth_table(runs, "T_dense", by=tuple(keys), n_boot=n_boot).rename(
         columns={"runs": "seeds x sizes"})

@@ -12,8 +12,8 @@ so one step is one matrix-vector product ``Phi @ u_j`` (a single pass over the `
 neuron-output matrix) plus ``O(N)`` work, and ``u_{j+1} = u_j + Phi_i - y``.
 
 Binary cross-entropy (Section 5, MNIST): rows of ``Phi`` are pre-sigmoid contributions;
-the candidate logits ``(s_j + Phi_i)/(j+1)`` are formed in one broadcast per chunk of rows
-and scored by ``mean(softplus(z) - y z)``, again one pass over ``Phi`` per step.
+the candidate logits ``z = (s_j + Phi_i)/(j+1)`` are scored by ``mean(softplus(z) - y z)``,
+one pass over ``Phi`` per step (:class:`_BCEScores` says how it is made cheap).
 
 Ties go to the lowest index. Scores within a few rounding units of the minimum count as
 tied, so that duplicated neurons tie whatever order the BLAS kernel summed in.
@@ -28,7 +28,11 @@ import torch
 import torch.nn.functional as F
 
 LOSSES = ("mse", "bce")
-_CHUNK_ELEMENTS = 1 << 22  # BCE candidate block: 4M entries (16 MiB in float32)
+# BCE candidate logits per block of rows: 4 MiB of float32 on CPU (it stays in the cache
+# between the block's passes; 1M entries measured fastest of 64K..4M on 2 cores), larger on
+# a GPU, where each pass is a kernel launch
+_CHUNK_ELEMENTS = {"cpu": 1 << 20, "cuda": 1 << 24}
+_PRODUCT_BLOCK = 64  # sigmoids multiplied before one log: >= 2**-64, far from underflow
 
 
 @dataclass(frozen=True, repr=False)
@@ -148,13 +152,62 @@ def _mse_cpu(Phi: torch.Tensor, y: torch.Tensor, k: int, replacement: bool):
     return order, losses
 
 
-def _bce_scores(Phi: torch.Tensor, s: torch.Tensor, y: torch.Tensor, j: int) -> torch.Tensor:
-    rows = max(1, _CHUNK_ELEMENTS // Phi.shape[1])
-    out = torch.empty(Phi.shape[0], dtype=Phi.dtype, device=Phi.device)
-    for lo in range(0, Phi.shape[0], rows):
-        Z = (Phi[lo:lo + rows] + s) / (j + 1)
-        out[lo:lo + rows] = (F.softplus(Z) - y * Z).mean(1)
-    return out
+class _BCEScores:
+    """The BCE scores of every candidate at step ``j``: ``mean_c softplus(z_c) - y_c z_c``
+    with ``z = (s_j + Phi_i)/(j+1)``, in float arithmetic, for GFS and the distributed
+    scorer (chapter 8), which calls it on its block of rows.
+
+    Why not ``F.softplus``: its ``log1p`` is scalar code here, 13 ns per entry on one core
+    against 0.3 ns for ``sigmoid`` (``benchmarks/gfs_bce.py``). With
+    ``softplus(z) = relu(z) + log(1 + exp(-|z|))``, ``relu(z) = (z + |z|)/2`` and
+    ``log(1 + exp(-|z|)) = -log(sigmoid(|z|))``, the score of row ``i`` is ::
+
+        ( (sum_c Phi_ic + sum s)/(j+1) + sum_c |z_c| ) / 2  -  sum_c log sigmoid(|z_c|)
+          - (<Phi_i, y> + <s, y>)/(j+1),  all over m
+
+    The row sums of ``Phi`` and of ``Phi * y`` are computed once. Per step and block of rows
+    there remain one pass to form ``|z|`` (and sum it), one ``sigmoid``, and a product of
+    every :data:`_PRODUCT_BLOCK` sigmoids before a single ``log``: each sigmoid lies in
+    ``[1/2, 1]``, so a product of 64 stays above ``2**-64`` and costs relative error
+    ``~64 eps`` in it, ``~64 eps / m`` in the score (below the tie tolerance). Padding
+    columns are ones (``log 1 = 0``). Each row's numbers depend only on that row, whatever
+    block it falls in, so a block of rows scores as the whole matrix does."""
+
+    def __init__(self, Phi: torch.Tensor, y: torch.Tensor):
+        N, m = Phi.shape
+        self.Phi, self.y, self.m = Phi, y, m
+        self.m_pad = -(-m // _PRODUCT_BLOCK) * _PRODUCT_BLOCK
+        self.rows = max(1, _CHUNK_ELEMENTS.get(Phi.device.type, 1 << 24) // self.m_pad)
+        self.buf = torch.ones(min(self.rows, N), self.m_pad, dtype=Phi.dtype,
+                              device=Phi.device)
+        # row reductions, not a matrix-vector product: MKL's GEMV rounds a row differently
+        # with where the row block starts, and a block must score as the whole matrix
+        self.Phi_sum = Phi.sum(1)
+        self.Phi_y = torch.empty_like(self.Phi_sum)
+        for lo in range(0, N, self.rows):
+            n = min(self.rows, N - lo)
+            Z = self.buf[:n, :m]
+            torch.mul(Phi[lo:lo + n], y, out=Z)
+            torch.sum(Z, 1, out=self.Phi_y[lo:lo + n])
+
+    def __call__(self, s: torch.Tensor, j: int) -> torch.Tensor:
+        Phi, m, N = self.Phi, self.m, self.Phi.shape[0]
+        c = 1.0 / (j + 1)
+        sc = s * c
+        abs_sum = torch.empty(N, dtype=Phi.dtype, device=Phi.device)
+        log_sum = torch.empty_like(abs_sum)
+        for lo in range(0, N, self.rows):
+            n = min(self.rows, N - lo)
+            Z = self.buf[:n, :m]
+            torch.add(sc, Phi[lo:lo + n], alpha=c, out=Z)
+            Z.abs_()
+            torch.sum(Z, 1, out=abs_sum[lo:lo + n])
+            torch.sigmoid(Z, out=Z)
+            blocks = self.buf[:n].view(n, -1, _PRODUCT_BLOCK).prod(2)
+            torch.sum(blocks.log_(), 1, out=log_sum[lo:lo + n])
+        z_sum = (self.Phi_sum + s.sum()) * c
+        yz_sum = (self.Phi_y + self.y @ s) * c
+        return ((z_sum + abs_sum) / 2 - log_sum - yz_sum) / m
 
 
 def greedy_forward_selection(Phi, y, k: int, *, loss: str = "mse",
@@ -187,13 +240,14 @@ def greedy_forward_selection(Phi, y, k: int, *, loss: str = "mse",
         u = -y.clone()
     else:
         s = torch.zeros_like(y)
+        bce_scores = _BCEScores(Phi, y)
 
     for j in range(k):
         if loss == "mse":
             scores = 2 * _matvec(Phi, u) + sq  # the constant ||u||^2 is left out
             tol = 16 * eps * (2 * _sq_norm(u).sqrt() * row_norm_max + row_norm_max**2)
         else:
-            scores = _bce_scores(Phi, s, y, j)
+            scores = bce_scores(s, j)
             tol = 16 * eps * (1 + scores.abs().min())
         if not replacement:
             scores = scores.masked_fill(taken, float("inf"))

@@ -80,10 +80,26 @@ def git_revision() -> str:
         return "unknown"
 
 
-def manifest(cfg, device, wall_s: float, computed: int, reused: int) -> dict:
+def labkit_modified() -> bool | None:
+    """Whether the working tree's ``labkit/`` differs from ``HEAD`` (``None``: no git)."""
+    try:
+        out = subprocess.run(["git", "status", "--porcelain", "--", "."],
+                             capture_output=True, text=True, timeout=10,
+                             cwd=Path(__file__).resolve().parent)
+        return bool(out.stdout.strip()) if out.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def manifest(cfg, device, wall_s: float, computed: int, reused: int,
+             revision: tuple[str, bool | None] | None = None) -> dict:
+    """The run's record. ``revision``: the commit (and whether labkit had uncommitted
+    changes) when the run started, the code it loaded; asked at each write instead, a
+    commit made during a long run would be recorded for cells computed before it."""
+    commit, modified = revision or (git_revision(), labkit_modified())
     return {
         "config": type(cfg).__name__, "fields": dataclasses.asdict(cfg),
-        "digest": cfg.digest(), "git_revision": git_revision(),
+        "digest": cfg.digest(), "git_revision": commit, "labkit_modified": modified,
         "device": str(device),
         "device_name": (torch.cuda.get_device_name(device) if device.type == "cuda"
                         else platform.processor() or platform.machine()),
@@ -211,6 +227,7 @@ def run_cells(name: str, cfg, cells, compute, to_rows, *, out: str | os.PathLike
     if dry_run:
         return plan(key, cells, store=store, work=work, device=device)
     keys = _varying(cells)
+    revision = (git_revision(), labkit_modified())  # the code this process runs
     start, computed, frames, cell_s = time.perf_counter(), 0, [], 0.0
     total = len(cells)
     if _REUSE_ONLY.get():
@@ -234,7 +251,7 @@ def run_cells(name: str, cfg, cells, compute, to_rows, *, out: str | os.PathLike
             write_text_atomic(root / "results.csv",
                           pd.concat(frames, ignore_index=True).to_csv(index=False))
             info = manifest(cfg, device, time.perf_counter() - start, computed,
-                            n + 1 - computed)
+                            n + 1 - computed, revision)
             info.update(cells_done=n + 1, cells_total=total, complete=n + 1 == total,
                         only=only or None, cell_seconds=round(cell_s, 3))
             write_text_atomic(root / "manifest.json", json.dumps(info, indent=2))

@@ -82,6 +82,17 @@ def test_only_runs_the_selected_cells(tmp_path):
     assert len(list((tmp_path / "threshold" / "cells").rglob("*.json"))) == 2
 
 
+def test_manifest_records_the_revision_the_run_started_from(tmp_path, monkeypatch):
+    """A commit made while a long run computes must not be recorded as the code of the
+    cells computed before it: the manifest keeps the revision asked for at the start."""
+    answers = iter(["started-here", "committed-later", "committed-later"])
+    monkeypatch.setattr(runner, "git_revision", lambda: next(answers, "committed-later"))
+    assert run(tmp_path) == 0
+    info = json.loads((tmp_path / "threshold" / "manifest.json").read_text())
+    assert info["cells_done"] == 3 and info["git_revision"] == "started-here"
+    assert info["labkit_modified"] in (True, False, None)
+
+
 @pytest.mark.parametrize("item, words", [
     ("q=1", ["'q' is not a cell parameter", "allowed:", "m"]),
     ("m=11", ["no cell matches m in [11]", "m: 2, 4, 8"]),

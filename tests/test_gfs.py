@@ -131,6 +131,55 @@ def test_integer_data_exact_ties(seed, N, m, k, replacement):
     np.testing.assert_array_equal(res.order, expected)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("scale", [0.5, 4.0, 60.0])
+@pytest.mark.parametrize("m", [1, 63, 64, 65, 1000])
+def test_bce_scores_match_the_definition_across_blocks(monkeypatch, dtype, scale, m):
+    """The BCE scorer's rewritten sums (relu and log-sigmoid parts, products of 64
+    sigmoids) against softplus(z) - y z in float64 from the definition, with blocks of a
+    few rows and a partial last block (m not a multiple of 64), at logits large enough to
+    saturate the sigmoid; a block of rows scores exactly as the whole matrix does."""
+    from labkit import gfs
+
+    monkeypatch.setitem(gfs._CHUNK_ELEMENTS, "cpu", 3 * 64 * -(-m // 64))  # 3 rows a block
+    Phi, y = random_instance(int(scale * 10) + m, 11, m, "bce", scale)
+    s = np.random.default_rng(m).normal(size=m) * scale
+    j = 4
+    Pt, yt, st_ = (torch.from_numpy(a.astype(dtype)) for a in (Phi, y, s))
+    scores = gfs._BCEScores(Pt, yt)(st_, j).double().numpy()
+    z = (Pt.double().numpy() + st_.double().numpy()) / (j + 1)
+    y64 = yt.double().numpy()
+    expected = (np.logaddexp(0.0, z) - y64 * z).mean(1)
+    eps = np.finfo(dtype).eps
+    # rounding of sums of |z| (up to ~scale) and of 64-sigmoid products, over m
+    np.testing.assert_allclose(scores, expected, rtol=0, atol=200 * eps * (1 + scale))
+    block = gfs._BCEScores(Pt[4:9], yt)(st_, j).double().numpy()
+    np.testing.assert_array_equal(block, scores[4:9])
+
+
+def test_bce_scores_tolerance_is_not_vacuous(monkeypatch):
+    """The check above fails for a scorer that drops the log-sigmoid part (a deliberately
+    wrong score), so its tolerance does not hide errors of the size that matter."""
+    from labkit import gfs
+
+    Phi, y = random_instance(1, 11, 65, "bce", 4.0)
+    Pt, yt = torch.from_numpy(Phi), torch.from_numpy(y)
+    s = torch.zeros(65, dtype=torch.float64)
+    monkeypatch.setattr(torch, "sigmoid", lambda x, out: out.fill_(1.0))
+    wrong = gfs._BCEScores(Pt, yt)(s, 0).numpy()
+    expected = (np.logaddexp(0.0, Phi) - y * Phi).mean(1)
+    assert np.abs(wrong - expected).max() > 200 * np.finfo(np.float64).eps * 5
+
+
+@pytest.mark.parametrize("replacement", [True, False])
+def test_bce_selection_over_many_blocks_matches_reference(monkeypatch, replacement):
+    from labkit import gfs
+
+    monkeypatch.setitem(gfs._CHUNK_ELEMENTS, "cpu", 7 * 128)  # 7 rows of m_pad = 128
+    Phi, y = random_instance(21, 40, 100, "bce", 4.0)
+    check_against_reference(Phi, y, 25, "bce", replacement)
+
+
 # ------------------------------------------------------------------------------- ties
 
 

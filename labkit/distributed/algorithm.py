@@ -37,7 +37,7 @@ from labkit.gfs import (
     LOSSES,
     GFSResult,
     _as_tensors,
-    _bce_scores,
+    _BCEScores,
     _check_args,
     _check_labels,
     _matvec,
@@ -184,6 +184,7 @@ def distributed_gfs(Phi_block, y, k: int, *, loss: str = "mse", replacement: boo
         u = -y.clone()
     else:
         s = torch.zeros_like(y)
+        bce_scores = _BCEScores(Phi_block, y)
 
     for j in range(k):
         t0 = time.perf_counter()
@@ -194,7 +195,7 @@ def distributed_gfs(Phi_block, y, k: int, *, loss: str = "mse", replacement: boo
             tol = 16 * eps * (2 * _sq_norm(u).sqrt() * row_norm_max + row_norm_max**2)
             best = torch.empty(1, dtype=dtype, device=dev)
         else:
-            scores = _bce_scores(Phi_block, s, y, j)
+            scores = bce_scores(s, j)
             best = torch.empty(2, dtype=dtype, device=dev)
             best[1] = scores.abs().min() if n_local else inf
         if not replacement:
