@@ -147,6 +147,14 @@ def fig1_run(tmp_path_factory):
     return table, lk.red_line(table, plateau_from=25, tolerance=0.05)
 
 
+def _lr_summary():
+    """A red-line summary of the shape an ``lr_sweep`` run gives (one row per lr, size)."""
+    rows = [{"lr": lr, "N": 200, "size": size, "target": 0.97, "t_red": t / lr,
+             "low": 0.8 * t / lr, "high": 1.2 * t / lr, "seeds": 2, "censored": 0}
+            for lr in (0.25, 0.5, 1.0) for size, t in ((500, 200), (1000, 300), (5000, 700))]
+    return pd.DataFrame(rows)
+
+
 def _bounds():
     X, y = lk.teacher_student(30, 4, seed=0)
     net = lk.TwoLayerNet(4, 20, generator=torch.Generator().manual_seed(0))
@@ -200,6 +208,7 @@ def _figures(threshold_run, fig1_run):
         "plot_fig1": lambda: lk.plot_fig1(table, red),
         "plot_fig1_heatmap": lambda: lk.plot_fig1_heatmap(table, red, plateau_from=25),
         "plot_methods": lambda: lk.plot_methods(table, 80),
+        "plot_red_line_lr": lambda: lk.plot_red_line_lr(_lr_summary()),
         "plot_deep_table": lambda: lk.plot_deep_table(_deep_table(), by="size"),
         "plot_step_times": lambda: lk.plot_step_times(_step_table(), MODEL),
         "plot_speedup": lambda: lk.plot_speedup(MODEL, 2000, widths=(10**3, 10**4),
@@ -210,7 +219,8 @@ def _figures(threshold_run, fig1_run):
 FIGURES = ["plot_polytopes", "plot_loss_vs_k", "plot_lemma1", "plot_lemma3",
            "plot_movement", "plot_dense_vs_t", "plot_pruned_vs_t", "plot_threshold",
            "plot_form", "plot_sigma_min", "plot_kappa",
-           "plot_condition", "plot_fig1", "plot_fig1_heatmap", "plot_methods", "plot_deep_table",
+           "plot_condition", "plot_fig1", "plot_fig1_heatmap", "plot_methods", "plot_red_line_lr",
+           "plot_deep_table",
            "plot_step_times", "plot_speedup"]
 
 

@@ -21,6 +21,7 @@ from labkit.plotting.experiments import (
     plot_fig1,
     plot_fig1_heatmap,
     plot_methods,
+    plot_red_line_lr,
     plot_speedup,
     plot_step_times,
 )
@@ -47,7 +48,8 @@ __all__ = [
     "COLUMN_PX", "DPI", "MIN_FONT_PT", "ONE", "RC", "TWO", "draw_polytope", "plot_condition",
     "plot_deep_table", "plot_dense_vs_t", "plot_fig1", "plot_fig1_heatmap", "plot_form",
     "plot_lemma1",
-    "plot_lemma3", "plot_loss_vs_k", "plot_methods", "plot_movement", "plot_polytopes",
+    "plot_lemma3", "plot_loss_vs_k", "plot_methods",
+    "plot_red_line_lr", "plot_movement", "plot_polytopes",
     "plot_pruned_vs_t", "plot_sigma_min", "plot_kappa",
     "plot_speedup", "plot_step_times", "plot_threshold", "show",
 ]

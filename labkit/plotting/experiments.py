@@ -77,6 +77,33 @@ def plot_fig1_heatmap(table, red, plateau_from: int | None = None) -> plt.Figure
 
 
 @_styled
+def plot_red_line_lr(summary) -> plt.Figure:
+    """Chapter 6, the learning-rate sensitivity: the red line (``summary`` from
+    ``labkit.fig1.red_line_summary`` on an ``lr_sweep`` table, one width) against the
+    sub-dataset size, one line per learning rate, with its t-interval over seeds; left in
+    iterations, right in iterations times the learning rate (the distance the mean-field
+    step travels), which puts the rates on one curve if the step only rescales time."""
+    fig, axes = _panels(2, height=4.0)
+    for i, (lr, g) in enumerate(summary.groupby("lr")):
+        g = g.sort_values("size")
+        for ax, scale in zip(axes, (1.0, lr), strict=True):
+            err = np.vstack([g["t_red"] - g["low"], g["high"] - g["t_red"]]) * scale
+            ax.errorbar(g["size"], g["t_red"] * scale, yerr=np.nan_to_num(err), fmt="o-",
+                        ms=4, capsize=3, color=plt.cm.viridis(0.85 * i / max(
+                            1, summary["lr"].nunique() - 1)), label=f"lr = {lr:g}")
+    for ax in axes:
+        ax.set_xscale("log")
+        ax.set_xlabel("sub-dataset size")
+        sizes = sorted(summary["size"].unique())
+        ax.set_xticks(sizes, [f"{s:,}" for s in sizes])
+        ax.minorticks_off()
+    axes[0].set_ylabel("red line: iterations")
+    axes[1].set_ylabel("red line: iterations x lr")
+    _legend(fig, ncols=4)
+    return fig
+
+
+@_styled
 def plot_methods(table, size) -> plt.Figure:
     """Chapter 6: GFS against the magnitude and random baselines and the dense network on
     one sub-dataset size, mean and spread over seeds, one panel per width."""
