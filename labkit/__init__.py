@@ -33,7 +33,13 @@ from labkit.experiments import (
     regime_movement,
     theorem1_table,
 )
-from labkit.fig1 import red_line, red_line_growth, red_line_summary, run_fig1
+from labkit.fig1 import (
+    fig1_verdict_table,
+    red_line,
+    red_line_growth,
+    red_line_summary,
+    run_fig1,
+)
 from labkit.frank_wolfe import FWResult, best_multiset, frank_wolfe, polytope_min, squared_loss
 from labkit.gfs import GFSResult, greedy_forward_selection
 from labkit.growth import (
@@ -114,7 +120,8 @@ __all__ = [
     "plot_sigma_min", "plot_kappa", "plot_speedup", "plot_step_times", "plot_threshold",
     "polytope_gap",
     "polytope_gap_table", "polytope_min", "pretrained_teacher_student",
-    "pretrain_gd", "red_line", "red_line_growth", "red_line_summary", "relative_errors",
+    "fig1_verdict_table", "pretrain_gd", "red_line", "red_line_growth", "red_line_summary",
+    "relative_errors",
     "run_fig1", "run_threshold",
     "seed_everything", "show", "sigma_min_grid", "singular_stats", "squared_loss",
     "teacher_student",

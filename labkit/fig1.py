@@ -239,3 +239,111 @@ def red_line_growth(red: pd.DataFrame, horizon: int, *, n_boot: int = 200) -> pd
                          "T_dense": red["t_red"].fillna(horizon)})
     return growth_table(runs, "T_dense", by=tuple(keys), n_boot=n_boot).rename(
         columns={"runs": "seeds x sizes"})
+
+
+def _settings_of(runs: dict):
+    """``(label, key, red rows, growth row)`` for every red line of ``runs``, which maps a
+    source label to ``(table, red, growth, grid_end)``."""
+    for label, (_, red, growth, _) in runs.items():
+        keys = _settings(red)
+        for key, r in red.groupby(keys):
+            sel = np.ones(len(growth), dtype=bool)
+            for k, v in zip(keys, key, strict=True):
+                sel &= (growth[k] == v).to_numpy()
+            name = ", ".join(f"{k}={v:g}" for k, v in zip(keys, key, strict=True))
+            yield label, name, r, growth[sel].iloc[0] if sel.any() else None
+
+
+def _grows(runs: dict) -> tuple[str, bool]:
+    """Every seed's red line at the largest size after every seed's at the smallest (a
+    censored seed counts as later than the grid)."""
+    texts, ok = [], True
+    for label, name, r, _ in _settings_of(runs):
+        t = r.assign(t=r["t_red"].fillna(np.inf)).groupby("size")["t"]
+        small, large = t.get_group(r["size"].min()), t.get_group(r["size"].max())
+        means = r.groupby("size")["t_red"].mean()
+        sep = large.min() > small.max()
+        ok &= bool(sep)
+        texts.append(f"{label} {name}: {means.iloc[0]:,.0f} -> {means.iloc[-1]:,.0f}"
+                     f"{'' if sep else ' (seeds overlap)'}")
+    return "; ".join(texts), ok
+
+
+def _log_law(runs: dict) -> tuple[str, str]:
+    """The profile intervals of the Box-Cox ``p``: all hold 0 and exclude 1 (reproduced),
+    some exclude 0 (not reproduced), otherwise consistent but not decided."""
+    texts, verdicts = [], []
+    for label, name, _, g in _settings_of(runs):
+        if g is None or not np.isfinite(g["p"]):
+            texts.append(f"{label} {name}: no fit")
+            verdicts.append("undecided")
+            continue
+        texts.append(f"{label} {name}: p = {g['p']:.2f} [{g['p_lo']:.2f}, {g['p_hi']:.2f}]")
+        if g["p_lo"] > 0 or g["p_hi"] < 0:
+            verdicts.append("not reproduced")
+        else:
+            verdicts.append("reproduced" if g["p_hi"] < 1 else "undecided")
+    verdict = ("not reproduced" if "not reproduced" in verdicts else
+               "reproduced" if set(verdicts) == {"reproduced"} else
+               "consistent, not decided")
+    return "; ".join(texts), verdict
+
+
+def _at_init(runs: dict) -> tuple[str, bool]:
+    """No seed's GFS subnetwork reaches the red line's target at ``t = 0``."""
+    texts, ok = [], True
+    for label, (table, red, _, _) in runs.items():
+        g = table[(table["method"] == "gfs") & (table["t"] == 0)]["accuracy"]
+        ok &= bool((red["t_red"].fillna(np.inf) > 0).all())
+        texts.append(f"{label}: {g.min():.2f}-{g.max():.2f} at t=0 against targets "
+                     f"{red['target'].min():.2f}-{red['target'].max():.2f}")
+    return "; ".join(texts), ok
+
+
+def _narrower(runs: dict) -> tuple[str, str]:
+    """Narrowest minus widest width's GFS accuracy at the end of the grid, paired by size
+    and seed, with its t-interval: reproduced if above 0, not reproduced otherwise."""
+    from labkit.growth import paired_difference
+
+    texts, verdicts = [], []
+    for label, (table, _, _, grid_end) in runs.items():
+        widths = sorted(table["N"].unique())
+        if len(widths) < 2:
+            continue
+        g = table[(table["method"] == "gfs") & (table["t"] == grid_end)]
+        acc = g.pivot_table(index=["size", "seed"], columns="N", values="accuracy")
+        d = paired_difference(acc[widths[0]], acc[widths[-1]])
+        texts.append(f"{label}: N={widths[0]} minus N={widths[-1]} = "
+                     f"{100 * d['mean']:+.2f} [{100 * d['lo']:+.2f}, {100 * d['hi']:+.2f}] "
+                     f"points ({d['n']} pairs)")
+        verdicts.append("reproduced" if d["lo"] > 0 else "not reproduced")
+    if not texts:
+        return "one width only", "not tested"
+    return "; ".join(texts), ("reproduced" if set(verdicts) == {"reproduced"} else
+                              "not reproduced" if "reproduced" not in verdicts else "partly")
+
+
+def fig1_verdict_table(quick: dict, archived: dict) -> pd.DataFrame:
+    """Chapter 6's verdicts: each claim of Section 5, what the quick and the archived runs
+    measured, and a verdict decided by a stated rule from the archived runs. ``quick`` and
+    ``archived`` map a source label to ``(table, red, growth, grid_end)``
+    (:func:`run_fig1`, :func:`red_line`, :func:`red_line_growth`, the last grid
+    checkpoint). Rules: the growth is reproduced if at every width every seed's red line
+    at the largest size comes after every seed's at the smallest; the log law by
+    :func:`_log_law`; no good subnetwork at initialization if no seed reaches the target
+    at ``t = 0``; narrower is better if the paired difference's interval is above 0."""
+    rows = []
+    q, a = _grows(quick), _grows(archived)
+    rows.append(("the pre-training needed grows with the dataset size", "yes", q[0], a[0],
+                 "reproduced" if a[1] else "not reproduced"))
+    q, a = _log_law(quick), _log_law(archived)
+    rows.append(("the growth is logarithmic (Box-Cox p = 0)", "\"seemingly\"", q[0], a[0],
+                 a[1]))
+    q, a = _at_init(quick), _at_init(archived)
+    rows.append(("no good subnetwork at initialization", "yes", q[0], a[0],
+                 "reproduced" if a[1] else "not reproduced"))
+    q, a = _narrower(quick), _narrower(archived)
+    rows.append(("narrower dense networks give better subnetworks", "yes", q[0], a[0],
+                 a[1]))
+    return pd.DataFrame(rows, columns=["claim (Section 5)", "paper", "quick", "archived",
+                                       "verdict"])

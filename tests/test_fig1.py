@@ -243,3 +243,55 @@ def test_archived_run_roundtrip_and_missing_archive(tmp_path):
     assert info["fields"]["k"] == TINY["k"] and info["cells_computed"] == 4
     with pytest.raises(FileNotFoundError, match="python -m labkit run nothing"):
         labkit.load_archive("nothing", root=tmp_path)
+
+
+def _verdict_runs(t_small, t_large, p_interval, narrow_minus_wide):
+    """A hand-made run of two widths, two sizes and three seeds for the verdict rules."""
+    red = pd.DataFrame([{"N": N, "size": size, "seed": seed, "target": 0.9, "t_red": t}
+                        for N in (8, 16) for size, ts in ((10, t_small), (20, t_large))
+                        for seed, t in enumerate(ts)])
+    p, lo, hi = p_interval
+    growth = pd.DataFrame([{"N": N, "p": p, "p_lo": lo, "p_hi": hi} for N in (8, 16)])
+    noise = [0.001, -0.002, 0.0015, 0.0005, -0.001, 0.002]  # per (size, seed) pair
+    rows = []
+    for N in (8, 16):
+        for i, (size, seed) in enumerate((s, e) for s in (10, 20) for e in range(3)):
+            rows.append({"N": N, "size": size, "seed": seed, "t": 0, "method": "gfs",
+                         "accuracy": 0.6})
+            acc = 0.95 + (noise[i] + narrow_minus_wide if N == 8 else 0.0)
+            rows.append({"N": N, "size": size, "seed": seed, "t": 100, "method": "gfs",
+                         "accuracy": acc})
+    return {"digits": (pd.DataFrame(rows), red, growth, 100)}
+
+
+@pytest.mark.parametrize("case, claim, verdict", [
+    (dict(t_large=[300, 400, np.nan]), 0, "reproduced"),
+    (dict(t_large=[150, 400, 500]), 0, "not reproduced"),  # a seed overlaps the smallest
+    (dict(p_interval=(0.1, -0.5, 0.7)), 1, "reproduced"),
+    (dict(p_interval=(0.5, -1.0, 1.5)), 1, "consistent, not decided"),
+    (dict(p_interval=(1.2, 0.4, 2.0)), 1, "not reproduced"),
+    (dict(), 2, "reproduced"),
+    (dict(t_small=[0, 100, 200]), 2, "not reproduced"),  # reached at initialization
+    (dict(narrow_minus_wide=0.01), 3, "reproduced"),
+    (dict(narrow_minus_wide=0.0), 3, "not reproduced"),
+    (dict(narrow_minus_wide=-0.01), 3, "not reproduced"),
+])
+def test_fig1_verdict_rules(case, claim, verdict):
+    kw = dict(t_small=[100, 100, 200], t_large=[300, 400, 500], p_interval=(0.1, -0.5, 0.7),
+              narrow_minus_wide=0.01)
+    runs = _verdict_runs(**{**kw, **case})
+    table = labkit.fig1_verdict_table(runs, runs)
+    assert list(table.columns) == ["claim (Section 5)", "paper", "quick", "archived",
+                                   "verdict"]
+    assert table.iloc[claim]["verdict"] == verdict, table.iloc[claim]["archived"]
+
+
+def test_fig1_verdict_paired_difference_matches_a_hand_computation():
+    runs = _verdict_runs([100, 100, 200], [300, 400, 500], (0.1, -0.5, 0.7), 0.01)
+    text = labkit.fig1_verdict_table(runs, runs).iloc[3]["archived"]
+    from scipy import stats
+
+    d = 100 * (np.array([0.001, -0.002, 0.0015, 0.0005, -0.001, 0.002]) + 0.01)  # points
+    half = stats.t.ppf(0.975, 5) * d.std(ddof=1) / np.sqrt(6)
+    expected = f"{d.mean():+.2f} [{d.mean() - half:+.2f}, {d.mean() + half:+.2f}] points"
+    assert expected in text and "(6 pairs)" in text, text
