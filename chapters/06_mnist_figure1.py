@@ -42,6 +42,8 @@
 # ```
 
 # %% tags=["hide-cell"]
+import pandas as pd
+
 import labkit as lk
 
 # %% tags=["hide-output"]
@@ -159,6 +161,59 @@ print(growth[cols].to_string(index=False, float_format=lambda v: f"{v:.3g}"))
 # demonstration of it**. The direction is clear: more data, more pre-training.
 
 # %% [markdown]
+# ## How much the learning rate matters
+#
+# The paper's optimizer settings are lost, and iterations are the red line's unit: a larger
+# step covers the same distance in fewer of them. The archived sensitivity run
+# (`python -m labkit run fig1_lr --out results/archive`, 3 minutes on 2 CPU cores)
+# repeats the quick digits run at $N=200$ with the step halved, kept, doubled and
+# quadrupled ($\eta$ = 0.25, 0.5, 1, 2), everything else equal.
+
+# %%
+lr_table, lr_info = lk.load_archive("fig1_lr")
+lr_fields = lr_info["fields"]
+red_lr = lk.red_line(lr_table, plateau_from=lr_fields["plateau"][0],
+                     tolerance=lr_fields["tolerance"])
+summary_lr = lk.red_line_summary(red_lr)
+print(summary_lr.drop(columns=["N", "seeds"]).to_string(
+    index=False, float_format=lambda v: f"{v:.4g}"))
+
+# %% tags=["remove-output"]
+fig = lk.plot_red_line_lr(summary_lr)
+lk.show(fig, "fig-red-line-lr")
+
+# %% [markdown]
+# ```{glue:figure} fig-red-line-lr
+# :name: fig-red-line-lr
+#
+# **The red line at four learning rates** (archived; 5,000 offline digits, $N=200$,
+# $k=50$, 2 seeds; mean and 95% t-interval over seeds, where both seeds reached the
+# target). Left: in iterations; right: iterations times the learning rate.
+# ```
+
+# %%
+# a law is fitted where every size has a seed that reached the target (at lr = 0.25 the
+# largest size is censored for both seeds); no seed bootstrap for the archived runs
+fitted = red_lr.groupby("lr").filter(lambda g: g.groupby("size")["t_red"].count().min() > 0)
+growth_lr = lk.red_line_growth(fitted, horizon=lr_fields["checkpoints"][-1], n_boot=0)
+print(growth_lr[["lr", "censored", "p", "p_lo", "p_hi", "lr_pvalue_p0",
+                 "daic_pow_minus_log"]].to_string(index=False,
+                                                  float_format=lambda v: f"{v:.3g}"))
+
+# %% [markdown]
+# The direction holds at every rate: more data, more iterations (at $\eta=0.25$ the largest
+# size does not reach the target within the 2,000-iteration grid, both seeds censored, so
+# no law is fitted there: the censored fit has only "later than 2,000" at that size). The
+# scale does not: the line moves left as the step grows, and iterations times $\eta$
+# (right panel) put the rates 0.5 and 1 on nearly one curve but not 0.25 or 2, so the step
+# does more than rescale time. **The growth law's verdict changes with the rate**: $p$ is
+# $-0.41$ [$-1.15$, 0.24] at $\eta=0.5$ and $-0.50$ [$-1.07$, 0.01] at 1, both consistent
+# with the log law, but 1.49 [1.29, 1.71] at 2, where the log law is rejected. With
+# checkpoints hundreds of iterations apart the red line takes three or four distinct values
+# per rate, and the fit follows them. At quick scale the book can say that the pre-training
+# needed grows with the dataset size, not how fast.
+
+# %% [markdown]
 # ## The paper's range of sizes, offline: MNIST-1D
 #
 # Only 5,000 real digits are available offline, one decade of sizes against the paper's
@@ -252,19 +307,147 @@ print(end.to_string(float_format=lambda v: f"{v:.3f}"))
 # %% [markdown]
 # Not at quick scale: at the end of the grid the two widths' subnetworks are within 0.3
 # points of each other, the wider one as good or better at every size. The paper's
-# observation was made at larger widths with 200 selected neurons; the full preset (widths
-# 1,000-4,000, $k=200$) is the place to test it, and `python -m labkit run fig1_digits_cpu`
-# and `fig1_mnist1d_cpu` (widths 800 and 1,600 at $k=200$ on a CPU, several CPU-hours each:
-# the smallest cell, 500 digits at $N=800$, took 29 minutes) the intermediate step.
+# observation was made at larger widths with 200 selected neurons; the archived runs below
+# test it at $N$ = 800 and 1,600 with $k=200$.
 #
+# ## The archived runs
+#
+# Two runs at the paper's $k=200$ and 8,000 iterations, at widths where 200 neurons are a
+# real pruning (a quarter or an eighth of the network), 3 seeds, checkpoints every 250-1,000
+# iterations and plateau checkpoints at 10,000 and 12,000, committed under
+# `results/archive/`: the 5,000 real digits at $N$ = 800 and 1,600
+# (`python -m labkit run fig1_digits_cpu --out results/archive`) and MNIST-1D at the
+# paper's sizes 1K-50K at $N=800$ (`fig1_mnist1d_cpu`).
+
+# %%
+arch, arch_info = lk.load_archive("fig1_digits_cpu")
+arch_fields = arch_info["fields"]
+red_arch = lk.red_line(arch, plateau_from=arch_fields["plateau"][0],
+                       tolerance=arch_fields["tolerance"])
+print(f"{arch_info['cells_done']} of {arch_info['cells_total']} cells, "
+      f"{arch_info['cell_seconds'] / 60:.0f} min of compute, revision "
+      f"{arch_info['git_revision'][:7]}")
+print(lk.red_line_summary(red_arch).to_string(index=False,
+                                              float_format=lambda v: f"{v:.4g}"))
+
+# %% tags=["remove-output"]
+fig = lk.plot_fig1_heatmap(arch, red_arch, plateau_from=arch_fields["plateau"][0])
+lk.show(fig, "fig-figure1-archived")
+
+# %% [markdown]
+# ```{glue:figure} fig-figure1-archived
+# :name: fig-figure1-archived
+#
+# **Figure 1, archived run on the real digits**: 500 to 5,000 offline MNIST digits, widths
+# $N$ = 800 and 1,600, GFS to $k=200$ distinct neurons, mean over 3 seeds, drawn as
+# {numref}`fig-figure1-quick`.
+# ```
+
+# %%
+growth_arch = lk.red_line_growth(red_arch, horizon=arch_fields["checkpoints"][-1],
+                                 n_boot=0)
+print(growth_arch[cols].to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+
+# %% [markdown]
+# With $k=200$ of 800 or 1,600 neurons the GFS subnetworks reach 100% training accuracy at
+# every size, and the red line's target is 0.99. The line moves right with size at both
+# widths, for every seed: 833, 1,000, 1,833 and 3,000 iterations at $N=800$ (1,500 at 2,500
+# digits for $N=1{,}600$) from 500 to 5,000 digits. **That is faster than logarithmic**:
+# Box-Cox $p=0.96$ [0.54, 1.47] at $N=800$ and 1.64 [1.22, 2.17] at $N=1{,}600$, the log
+# law rejected by the likelihood-ratio test and by the AIC (by 11 at both widths), and
+# predicting 5,000 digits from the smaller sizes it falls short by 27% and 41% (the power
+# law by 12% and 35%). The three seeds land on the same checkpoint at most sizes, so the
+# intervals mostly reflect the grid rather than the seeds; the curvature is plain in the
+# means, though: doubling the dataset costs 167 more iterations from 500 to 1,000 digits
+# and 1,167-1,500 more from 2,500 to 5,000.
+
+# %%
+arch1d, arch1d_info = lk.load_archive("fig1_mnist1d_cpu")
+arch1d_fields = arch1d_info["fields"]
+red_arch1d = lk.red_line(arch1d, plateau_from=arch1d_fields["plateau"][0],
+                         tolerance=arch1d_fields["tolerance"])
+print(f"{arch1d_info['cells_done']} of {arch1d_info['cells_total']} cells, "
+      f"{arch1d_info['cell_seconds'] / 60:.0f} min of compute")
+print(lk.red_line_summary(red_arch1d).to_string(index=False,
+                                                float_format=lambda v: f"{v:.4g}"))
+
+# %% tags=["remove-output"]
+fig = lk.plot_fig1_heatmap(arch1d, red_arch1d, plateau_from=arch1d_fields["plateau"][0])
+lk.show(fig, "fig-figure1-mnist1d-archived")
+
+# %% [markdown]
+# ```{glue:figure} fig-figure1-mnist1d-archived
+# :name: fig-figure1-mnist1d-archived
+#
+# **Figure 1, archived run on MNIST-1D** at the paper's sizes (1,000 to 50,000 generated
+# signals), $N=800$, $k=200$, mean over 3 seeds, drawn as {numref}`fig-figure1-quick`.
+# ```
+
+# %%
+growth_arch1d = lk.red_line_growth(red_arch1d, horizon=arch1d_fields["checkpoints"][-1],
+                                   n_boot=0)
+print(growth_arch1d[cols].to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+
+# %% [markdown]
+# At the paper's sizes a width-800 network barely learns MNIST-1D: the GFS subnetwork's
+# plateau falls from 0.92 at 1,000 signals to 0.67 at 50,000, 3 points above its accuracy at
+# initialization (0.64). The red line's target (0.66) is correspondingly low, and one seed
+# at 1,000 signals reaches it at $t=0$ (dropped from the fit, as chapter 4 drops zero
+# thresholds). The line still moves right for every seed: 167, 500, 1,000, 1,500 and 2,000
+# iterations from 1K to 50K. The growth is slower than on the digits and **still not
+# logarithmic**: $p=0.40$ [0.29, 0.53], the log law rejected by the likelihood-ratio test
+# and by the AIC (by 20); predicting 50K from the smaller sizes, the log law falls 17%
+# short and the power law overshoots by 14%.
+
+# %%
+best_arch = (pd.concat([arch.assign(source="digits"), arch1d.assign(source="MNIST-1D")])
+             .groupby(["source", "N", "size", "method", "t"])["accuracy"].mean()
+             .groupby(["source", "N", "size", "method"]).max().unstack("method"))
+print(best_arch.to_string(float_format=lambda v: f"{v:.3f}"))
+
+# %% [markdown]
+# With 200 neurons GFS is the best subnetwork at every size of both runs: on the digits
+# it stays at 100% while magnitude pruning falls to 0.96 ($N=800$) and 0.90 ($N=1{,}600$)
+# at 5,000 digits, below random selection at the wider width; on MNIST-1D it leads both
+# baselines at every size (0.93 against 0.87 and 0.80 at 1K), unlike the quick run's 50
+# of 200 neurons. The dense network stays ahead on MNIST-1D, by 7 to 19 points up to
+# 10K signals.
 # ## Paper and reproduction side by side
 #
-# | claim (Section 5) | paper | quick run (CPU) |
-# |---|---|---|
-# | pre-training needed grows with dataset size | yes | yes: the red line moves right with size at both widths, and on MNIST-1D |
-# | growth is logarithmic | "seemingly" | consistent, not decided: the log law is not rejected at either width; the interval for $p$ excludes linear growth at $N=200$ and holds it at $N=400$ |
-# | no good subnetwork at initialization | yes | yes (0.72-0.75 accuracy at $t=0$ against 0.97-1.00 at 2,000 iterations, real digits) |
-# | narrower dense networks give better subnetworks | yes | not reproduced at widths 200 and 400 |
+# Each claim of Section 5, measured at quick scale and in the archived runs, with a verdict
+# by a stated rule from the archived runs (`lk.fig1_verdict_table`): the growth is
+# reproduced if at every width every seed's red line at the largest size comes after every
+# seed's at the smallest; the log law if every profile interval of $p$ holds 0 and
+# excludes 1 (*consistent, not decided* if one holds both, *not reproduced* if one
+# excludes 0); no good subnetwork at initialization if no seed reaches the target at
+# $t=0$; narrower is better if the narrowest minus the widest width's accuracy at the end
+# of the grid, paired by size and seed, has a 95% interval above 0.
+
+# %%
+horizon = cfg.checkpoints[-1]
+quick_runs = {"digits": (table, red, growth, horizon),
+              "MNIST-1D": (table1d, red1d,
+                           lk.red_line_growth(red1d, horizon=cfg1d.checkpoints[-1],
+                                              n_boot=0), cfg1d.checkpoints[-1])}
+archived_runs = {"digits": (arch, red_arch, growth_arch, arch_fields["checkpoints"][-1]),
+                 "MNIST-1D": (arch1d, red_arch1d, growth_arch1d,
+                              arch1d_fields["checkpoints"][-1])}
+verdicts = lk.fig1_verdict_table(quick_runs, archived_runs)
+pd.set_option("display.max_colwidth", None)  # the cells are sentences: show them whole
+verdicts
+
+# %% [markdown]
+# The pre-training needed grows with the dataset size in every run, for every seed. Its
+# growth is logarithmic in none of the archived runs: the power $p$ is about 1-1.6 on the
+# real digits and 0.4 on MNIST-1D, all three intervals excluding the log law, while the
+# quick run is consistent with it and the learning-rate sweep shows that its verdict moves
+# with the step. Pruning at initialization is far from what pre-training gives everywhere
+# (20-25 points on the digits), but on MNIST-1D's largest sizes pre-training adds only about
+# 3 points, little enough that one seed's red line sits at $t=0$: *partly*. Narrower dense
+# networks do not give better subnetworks at $N=800$ against 1,600: both reach 100% by the
+# end of the grid, and the wider one is ahead before that (0.894 against 0.882 at 250
+# iterations on 5,000 digits). The claim may belong to widths and datasets where the
+# networks do not fit their training data; the CPU archives cannot reach them.
 #
 # The full preset runs the paper's protocol (torchvision MNIST, 1K-50K digits, widths
 # 1,000-4,000, $k=200$, 8,000 iterations and the plateau checkpoints, 3 trials) with

@@ -289,15 +289,28 @@ def _log_law(runs: dict) -> tuple[str, str]:
     return "; ".join(texts), verdict
 
 
-def _at_init(runs: dict) -> tuple[str, bool]:
-    """No seed's GFS subnetwork reaches the red line's target at ``t = 0``."""
-    texts, ok = [], True
-    for label, (table, red, _, _) in runs.items():
-        g = table[(table["method"] == "gfs") & (table["t"] == 0)]["accuracy"]
-        ok &= bool((red["t_red"].fillna(np.inf) > 0).all())
-        texts.append(f"{label}: {g.min():.2f}-{g.max():.2f} at t=0 against targets "
-                     f"{red['target'].min():.2f}-{red['target'].max():.2f}")
-    return "; ".join(texts), ok
+def _at_init(runs: dict) -> tuple[str, str]:
+    """Pre-training must raise every size's GFS accuracy (mean over seeds) from ``t = 0``
+    to its plateau by more than the red line's tolerance (reproduced); "partly" if so, but
+    some seed already reaches the red line's cross-size target at ``t = 0`` (possible when
+    the largest size is barely learned, so that target is low)."""
+    texts, gaps_ok, at_zero = [], True, 0
+    for label, (table, red, _, grid_end) in runs.items():
+        g = table[table["method"] == "gfs"]
+        start = g[g["t"] == 0].groupby(["N", "size"])["accuracy"].mean()
+        plateau = g[g["t"] > grid_end].groupby(["N", "size"])["accuracy"].mean()
+        largest = plateau.groupby(level="N").last()  # sizes are sorted in the index
+        tol = (largest - red.groupby("N")["target"].first()).reindex(
+            plateau.index, level="N")
+        gap = plateau - start
+        gaps_ok &= bool((gap > tol).all())
+        zero = int((red["t_red"] == 0).sum())
+        at_zero += zero
+        texts.append(f"{label}: {start.min():.2f}-{start.max():.2f} at t=0, pre-training "
+                     f"adds {100 * gap.min():.1f}-{100 * gap.max():.1f} points; "
+                     f"{zero} of {len(red)} seed red lines at t=0")
+    verdict = ("not reproduced" if not gaps_ok else "partly" if at_zero else "reproduced")
+    return "; ".join(texts), verdict
 
 
 def _narrower(runs: dict) -> tuple[str, str]:
@@ -330,8 +343,8 @@ def fig1_verdict_table(quick: dict, archived: dict) -> pd.DataFrame:
     (:func:`run_fig1`, :func:`red_line`, :func:`red_line_growth`, the last grid
     checkpoint). Rules: the growth is reproduced if at every width every seed's red line
     at the largest size comes after every seed's at the smallest; the log law by
-    :func:`_log_law`; no good subnetwork at initialization if no seed reaches the target
-    at ``t = 0``; narrower is better if the paired difference's interval is above 0."""
+    :func:`_log_law`; no good subnetwork at initialization by :func:`_at_init`; narrower
+    is better if the paired difference's interval is above 0."""
     rows = []
     q, a = _grows(quick), _grows(archived)
     rows.append(("the pre-training needed grows with the dataset size", "yes", q[0], a[0],
@@ -340,8 +353,7 @@ def fig1_verdict_table(quick: dict, archived: dict) -> pd.DataFrame:
     rows.append(("the growth is logarithmic (Box-Cox p = 0)", "\"seemingly\"", q[0], a[0],
                  a[1]))
     q, a = _at_init(quick), _at_init(archived)
-    rows.append(("no good subnetwork at initialization", "yes", q[0], a[0],
-                 "reproduced" if a[1] else "not reproduced"))
+    rows.append(("no good subnetwork at initialization", "yes", q[0], a[0], a[1]))
     q, a = _narrower(quick), _narrower(archived)
     rows.append(("narrower dense networks give better subnetworks", "yes", q[0], a[0],
                  a[1]))

@@ -208,9 +208,12 @@ def paired_difference(a, b, level: float = 0.95) -> dict:
     difference, its ``t`` interval and the two-sided ``p``-value of no difference."""
     d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
     mean, lo, hi = t_interval(d, level)
-    t_stat = mean / (d.std(ddof=1) / math.sqrt(len(d)))
-    return {"mean": mean, "lo": lo, "hi": hi, "n": len(d),
-            "pvalue": float(2 * stats.t.sf(abs(t_stat), len(d) - 1))}
+    sd = d.std(ddof=1)
+    if sd == 0:  # every pair differs by the same amount (e.g. both at 100% accuracy)
+        pvalue = 1.0 if mean == 0 else 0.0
+    else:
+        pvalue = float(2 * stats.t.sf(abs(mean / (sd / math.sqrt(len(d)))), len(d) - 1))
+    return {"mean": mean, "lo": lo, "hi": hi, "n": len(d), "pvalue": pvalue}
 
 
 def form_test(T, kappa2, m, level: float = 0.95) -> pd.DataFrame:

@@ -245,9 +245,12 @@ def test_archived_run_roundtrip_and_missing_archive(tmp_path):
         labkit.load_archive("nothing", root=tmp_path)
 
 
-def _verdict_runs(t_small, t_large, p_interval, narrow_minus_wide):
+def _verdict_runs(t_small, t_large, p_interval, narrow_minus_wide, init_gap=0.05):
     """A hand-made run of two widths, two sizes and three seeds for the verdict rules."""
-    red = pd.DataFrame([{"N": N, "size": size, "seed": seed, "target": 0.9, "t_red": t}
+    # GFS accuracy 0.6 at t = 0, 0.6 + init_gap on the plateau; targets: the plateau
+    # minus a tolerance of 0.01
+    red = pd.DataFrame([{"N": N, "size": size, "seed": seed, "target": 0.59 + init_gap,
+                         "t_red": t}
                         for N in (8, 16) for size, ts in ((10, t_small), (20, t_large))
                         for seed, t in enumerate(ts)])
     p, lo, hi = p_interval
@@ -259,8 +262,9 @@ def _verdict_runs(t_small, t_large, p_interval, narrow_minus_wide):
             rows.append({"N": N, "size": size, "seed": seed, "t": 0, "method": "gfs",
                          "accuracy": 0.6})
             acc = 0.95 + (noise[i] + narrow_minus_wide if N == 8 else 0.0)
-            rows.append({"N": N, "size": size, "seed": seed, "t": 100, "method": "gfs",
-                         "accuracy": acc})
+            for t in (100, 200):  # the grid's end and a plateau checkpoint
+                rows.append({"N": N, "size": size, "seed": seed, "t": t, "method": "gfs",
+                             "accuracy": acc if t == 100 else 0.6 + init_gap})
     return {"digits": (pd.DataFrame(rows), red, growth, 100)}
 
 
@@ -271,14 +275,15 @@ def _verdict_runs(t_small, t_large, p_interval, narrow_minus_wide):
     (dict(p_interval=(0.5, -1.0, 1.5)), 1, "consistent, not decided"),
     (dict(p_interval=(1.2, 0.4, 2.0)), 1, "not reproduced"),
     (dict(), 2, "reproduced"),
-    (dict(t_small=[0, 100, 200]), 2, "not reproduced"),  # reached at initialization
+    (dict(t_small=[0, 100, 200]), 2, "partly"),  # a seed at the low target at t = 0
+    (dict(init_gap=0.005), 2, "not reproduced"),  # pre-training adds under the tolerance
     (dict(narrow_minus_wide=0.01), 3, "reproduced"),
     (dict(narrow_minus_wide=0.0), 3, "not reproduced"),
     (dict(narrow_minus_wide=-0.01), 3, "not reproduced"),
 ])
 def test_fig1_verdict_rules(case, claim, verdict):
     kw = dict(t_small=[100, 100, 200], t_large=[300, 400, 500], p_interval=(0.1, -0.5, 0.7),
-              narrow_minus_wide=0.01)
+              narrow_minus_wide=0.01, init_gap=0.05)
     runs = _verdict_runs(**{**kw, **case})
     table = labkit.fig1_verdict_table(runs, runs)
     assert list(table.columns) == ["claim (Section 5)", "paper", "quick", "archived",

@@ -107,6 +107,19 @@ def test_t_interval_and_paired_difference_against_scipy():
     assert got["mean"] == pytest.approx((a - b).mean())
 
 
+def test_paired_difference_of_constant_pairs_warns_nothing():
+    """Pairs that all differ by the same amount (both widths at 100% accuracy): a zero
+    spread, an interval of one point and no division warning."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        same = growth.paired_difference(np.ones(6), np.ones(6))
+        shifted = growth.paired_difference(np.full(6, 2.0), np.ones(6))
+    assert (same["mean"], same["lo"], same["hi"], same["pvalue"]) == (0, 0, 0, 1.0)
+    assert shifted["lo"] == shifted["hi"] == 1.0 and shifted["pvalue"] == 0.0
+
+
 def test_compare_laws_prefers_the_generating_law():
     m, T, _ = synthetic(0.0, noise=0.02)
     table = growth.compare_laws(m, T)
