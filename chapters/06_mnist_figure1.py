@@ -170,10 +170,9 @@ print(growth[cols].to_string(index=False, float_format=lambda v: f"{v:.3g}"))
 # quadrupled ($\eta$ = 0.25, 0.5, 1, 2), everything else equal.
 
 # %%
-lr_table, lr_info = lk.load_archive("fig1_lr")
+# the table, the manifest and the red line (with the manifest's plateau and tolerance)
+lr_table, lr_info, red_lr = lk.load_fig1_archive("fig1_lr")
 lr_fields = lr_info["fields"]
-red_lr = lk.red_line(lr_table, plateau_from=lr_fields["plateau"][0],
-                     tolerance=lr_fields["tolerance"])
 summary_lr = lk.red_line_summary(red_lr)
 print(summary_lr.drop(columns=["N", "seeds"]).to_string(
     index=False, float_format=lambda v: f"{v:.4g}"))
@@ -321,10 +320,8 @@ print(end.to_string(float_format=lambda v: f"{v:.3f}"))
 # paper's sizes 1K-50K at $N=800$ (`fig1_mnist1d_cpu`).
 
 # %%
-arch, arch_info = lk.load_archive("fig1_digits_cpu")
+arch, arch_info, red_arch = lk.load_fig1_archive("fig1_digits_cpu")
 arch_fields = arch_info["fields"]
-red_arch = lk.red_line(arch, plateau_from=arch_fields["plateau"][0],
-                       tolerance=arch_fields["tolerance"])
 print(f"{arch_info['cells_done']} of {arch_info['cells_total']} cells, "
       f"{arch_info['cell_seconds'] / 60:.0f} min of compute, revision "
       f"{arch_info['git_revision'][:7]}")
@@ -363,10 +360,8 @@ print(growth_arch[cols].to_string(index=False, float_format=lambda v: f"{v:.3g}"
 # and 1,167-1,500 more from 2,500 to 5,000.
 
 # %%
-arch1d, arch1d_info = lk.load_archive("fig1_mnist1d_cpu")
+arch1d, arch1d_info, red_arch1d = lk.load_fig1_archive("fig1_mnist1d_cpu")
 arch1d_fields = arch1d_info["fields"]
-red_arch1d = lk.red_line(arch1d, plateau_from=arch1d_fields["plateau"][0],
-                         tolerance=arch1d_fields["tolerance"])
 print(f"{arch1d_info['cells_done']} of {arch1d_info['cells_total']} cells, "
       f"{arch1d_info['cell_seconds'] / 60:.0f} min of compute")
 print(lk.red_line_summary(red_arch1d).to_string(index=False,

@@ -35,6 +35,7 @@ from labkit.experiments import (
 )
 from labkit.fig1 import (
     fig1_verdict_table,
+    load_fig1_archive,
     red_line,
     red_line_growth,
     red_line_summary,
@@ -120,7 +121,8 @@ __all__ = [
     "plot_sigma_min", "plot_kappa", "plot_speedup", "plot_step_times", "plot_threshold",
     "polytope_gap",
     "polytope_gap_table", "polytope_min", "pretrained_teacher_student",
-    "fig1_verdict_table", "pretrain_gd", "red_line", "red_line_growth", "red_line_summary",
+    "fig1_verdict_table", "load_fig1_archive", "pretrain_gd", "red_line", "red_line_growth",
+    "red_line_summary",
     "relative_errors",
     "run_fig1", "run_threshold",
     "seed_everything", "show", "sigma_min_grid", "singular_stats", "squared_loss",

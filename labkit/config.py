@@ -427,8 +427,9 @@ class Fig1Config(_Config):
                                  f"({self.checkpoints[-1]}), got {self.plateau!r}")
         if not isinstance(self.replacement, bool):
             raise ValueError(f"replacement: must be True or False, got {self.replacement!r}")
-        if any(isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0
-               for v in self.lr_sweep) or len(set(self.lr_sweep)) != len(self.lr_sweep):
+        # numbers already (__post_init__ rejects anything else)
+        if any(not v > 0 for v in self.lr_sweep) or len(set(self.lr_sweep)) != len(
+                self.lr_sweep):
             raise ValueError(f"lr_sweep: must be distinct positive learning rates (empty: "
                              f"lr alone), got {self.lr_sweep!r}")
 

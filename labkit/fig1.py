@@ -182,8 +182,8 @@ def red_line(table: pd.DataFrame, *, plateau_from: int, tolerance: float) -> pd.
     each size and seed, ``t_red`` is the first grid checkpoint (``t < plateau_from``) at
     which that seed's GFS accuracy reaches the target, ``NaN`` (censored) if none does.
     No point is fixed by the definition: the plateau checkpoints are never candidates.
-    Returns one row per (N, size, seed): ``target``, ``t_red`` (per learning rate too, in
-    an ``lr_sweep`` table)."""
+    Returns one row per (N, size, seed): ``target``, ``tolerance``, ``t_red`` (per
+    learning rate too, in an ``lr_sweep`` table)."""
     g = table[table["method"] == "gfs"]
     if not (g["t"] >= plateau_from).any():
         raise ValueError(f"plateau_from: no checkpoint at or after {plateau_from}; the "
@@ -198,6 +198,7 @@ def red_line(table: pd.DataFrame, *, plateau_from: int, tolerance: float) -> pd.
         for (size, seed), gs in grid.groupby(["size", "seed"]):
             reached = gs[gs["accuracy"] >= target]["t"]
             rows.append({**setting, "size": size, "seed": seed, "target": target,
+                         "tolerance": tolerance,
                          "t_red": float(reached.min()) if len(reached) else np.nan})
     return pd.DataFrame(rows)
 
@@ -239,6 +240,18 @@ def red_line_growth(red: pd.DataFrame, horizon: int, *, n_boot: int = 200) -> pd
                          "T_dense": red["t_red"].fillna(horizon)})
     return growth_table(runs, "T_dense", by=tuple(keys), n_boot=n_boot).rename(
         columns={"runs": "seeds x sizes"})
+
+
+def load_fig1_archive(name: str) -> tuple[pd.DataFrame, dict, pd.DataFrame]:
+    """An archived Figure 1 run (``results/archive/<name>/``, :func:`labkit.load_archive`):
+    its table, its manifest, and its red line (:func:`red_line`) with the plateau and the
+    tolerance its manifest records. Chapter 6."""
+    from labkit.runner import load_archive
+
+    table, info = load_archive(name)
+    fields = info["fields"]
+    red = red_line(table, plateau_from=fields["plateau"][0], tolerance=fields["tolerance"])
+    return table, info, red
 
 
 def _settings_of(runs: dict):
@@ -296,14 +309,11 @@ def _at_init(runs: dict) -> tuple[str, str]:
     the largest size is barely learned, so that target is low)."""
     texts, gaps_ok, at_zero = [], True, 0
     for label, (table, red, _, grid_end) in runs.items():
-        g = table[table["method"] == "gfs"]
-        start = g[g["t"] == 0].groupby(["N", "size"])["accuracy"].mean()
-        plateau = g[g["t"] > grid_end].groupby(["N", "size"])["accuracy"].mean()
-        largest = plateau.groupby(level="N").last()  # sizes are sorted in the index
-        tol = (largest - red.groupby("N")["target"].first()).reindex(
-            plateau.index, level="N")
-        gap = plateau - start
-        gaps_ok &= bool((gap > tol).all())
+        g, keys = table[table["method"] == "gfs"], [*_settings(red), "size"]
+        start = g[g["t"] == 0].groupby(keys)["accuracy"].mean()
+        gap = g[g["t"] > grid_end].groupby(keys)["accuracy"].mean() - start
+        tolerance = red.groupby(keys)["tolerance"].first().reindex(gap.index)
+        gaps_ok &= bool((gap > tolerance).all())
         zero = int((red["t_red"] == 0).sum())
         at_zero += zero
         texts.append(f"{label}: {start.min():.2f}-{start.max():.2f} at t=0, pre-training "

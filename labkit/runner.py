@@ -92,11 +92,11 @@ def labkit_modified() -> bool | None:
 
 
 def manifest(cfg, device, wall_s: float, computed: int, reused: int,
-             revision: tuple[str, bool | None] | None = None) -> dict:
+             revision: tuple[str, bool | None]) -> dict:
     """The run's record. ``revision``: the commit (and whether labkit had uncommitted
     changes) when the run started, the code it loaded; asked at each write instead, a
     commit made during a long run would be recorded for cells computed before it."""
-    commit, modified = revision or (git_revision(), labkit_modified())
+    commit, modified = revision
     return {
         "config": type(cfg).__name__, "fields": dataclasses.asdict(cfg),
         "digest": cfg.digest(), "git_revision": commit, "labkit_modified": modified,

@@ -250,7 +250,7 @@ def _verdict_runs(t_small, t_large, p_interval, narrow_minus_wide, init_gap=0.05
     # GFS accuracy 0.6 at t = 0, 0.6 + init_gap on the plateau; targets: the plateau
     # minus a tolerance of 0.01
     red = pd.DataFrame([{"N": N, "size": size, "seed": seed, "target": 0.59 + init_gap,
-                         "t_red": t}
+                         "tolerance": 0.01, "t_red": t}
                         for N in (8, 16) for size, ts in ((10, t_small), (20, t_large))
                         for seed, t in enumerate(ts)])
     p, lo, hi = p_interval
