@@ -208,9 +208,60 @@ class PruneReport:
                           "groups skipped": len(self.skipped)})
 
 
+class SeededBatches:
+    """Mini-batch ``j`` of ``(X, Y)``: ``batch_size`` rows drawn with replacement by a
+    generator seeded with ``seed`` and ``j``, so every process of a distributed run (and a
+    centralized run) sees the same batches. Picklable, for spawned processes."""
+
+    def __init__(self, X: torch.Tensor, Y: torch.Tensor, batch_size: int, seed: int = 0):
+        if not 1 <= batch_size:
+            raise ValueError(f"batch_size: must be a positive integer, got {batch_size!r}")
+        self.X, self.Y, self.batch_size, self.seed = X, Y, int(batch_size), int(seed)
+
+    def __call__(self, j: int) -> tuple[torch.Tensor, torch.Tensor]:
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + j)
+        idx = torch.randint(len(self.X), (self.batch_size,), generator=g)
+        return self.X[idx], self.Y[idx]
+
+    def to(self, device) -> SeededBatches:
+        return SeededBatches(self.X.to(device), self.Y.to(device), self.batch_size, self.seed)
+
+
+class Accuracy:
+    """``eval_fn`` for :func:`prune_channels`: top-1 accuracy on ``(X, y)``. Picklable."""
+
+    def __init__(self, X: torch.Tensor, y: torch.Tensor):
+        self.X, self.y = X, y
+
+    @torch.no_grad()
+    def __call__(self, model: nn.Module) -> float:
+        return float((model(self.X).argmax(1) == self.y).double().mean())
+
+    def to(self, device) -> Accuracy:
+        return Accuracy(self.X.to(device), self.y.to(device))
+
+
+def _choose(found: list[Group], groups) -> list[Group]:
+    if isinstance(groups, str):
+        if groups not in ("all", "inner"):
+            raise ValueError(f"groups: must be 'all', 'inner' or a list of group names, "
+                             f"got {groups!r}")
+        return [g for g in found if g.supported and (groups == "all" or g.kind == "inner")]
+    by_name = {g.name: g for g in found}
+    unknown = [n for n in groups if n not in by_name]
+    if unknown:
+        raise ValueError(f"groups: unknown group(s) {unknown}; allowed: "
+                         f"{', '.join(g.name for g in found if g.supported)}")
+    bad = [f"{n}: {by_name[n].reason}" for n in groups if not by_name[n].supported]
+    if bad:
+        raise ValueError(f"groups: cannot prune {'; '.join(bad)}")
+    wanted = set(groups)
+    return [g for g in found if g.name in wanted]
+
+
 def prune_channels(model: nn.Module, batches: Callable[[int], tuple],
                    eval_fn: Callable[[nn.Module], float], *, eps: float = 0.01,
-                   budget: float | None = None, groups: str = "all",
+                   budget: float | None = None, groups="all",
                    n_candidates: int | None = None, seed: int = 0,
                    loss_fn: Callable = F.cross_entropy, rows_per_pass: int = 1024,
                    scorer: Callable | None = None) -> tuple[nn.Module, PruneReport]:
@@ -220,22 +271,22 @@ def prune_channels(model: nn.Module, batches: Callable[[int], tuple],
     ``eval_fn(model)`` returns an accuracy. ``eps``: each group stops once the accuracy is
     within this relative tolerance of its value before the group. ``budget``: at most this
     fraction of each group's channels is kept (``None``: no cap). ``groups``: ``"all"``
-    supported groups or only the ``"inner"`` ones (a block's hidden channels, Appendix E's
-    choice). ``model`` is left unchanged."""
+    supported groups, only the ``"inner"`` ones (a block's hidden channels, Appendix E's
+    choice), or a list of group names (:func:`~labkit.channel_graph.find_groups`), pruned
+    input to output. ``scorer(model, group, x, y, counts, cands)`` replaces the batched
+    scorer (the reference in tests, a distributed one in
+    :mod:`labkit.distributed.channels`). ``model`` is left unchanged."""
     if not 0 <= eps < 1:
         raise ValueError(f"eps: must be in [0, 1), got {eps!r}")
     if budget is not None and not 0 < budget <= 1:
         raise ValueError(f"budget: must be in (0, 1] or None, got {budget!r}")
-    if groups not in ("all", "inner"):
-        raise ValueError(f"groups: must be 'all' or 'inner', got {groups!r}")
     if n_candidates is not None and n_candidates < 1:
         raise ValueError(f"n_candidates: must be positive or None (all), got {n_candidates!r}")
     work = copy.deepcopy(model).eval()
     example = batches(0)[0][:1]
     found = find_groups(work, example)
-    chosen = [g for g in found if g.supported and (groups == "all" or g.kind == "inner")]
-    skipped = tuple((g.name, g.reason or "not an inner group") for g in found
-                    if g not in chosen)
+    chosen = _choose(found, groups)
+    skipped = tuple((g.name, g.reason or "not chosen") for g in found if g not in chosen)
     if not chosen:
         reasons = "; ".join(f"{n}: {r}" for n, r in skipped) or "no groups found"
         raise ValueError(f"model: no channel group can be pruned ({reasons})")

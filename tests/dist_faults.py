@@ -1,7 +1,8 @@
 """Fault injection for tests/test_distributed.py, kept out of labkit's own loop.
 
 One rank crashes, raises or hangs right after the broadcast of a given step (the last
-collective of a step) by wrapping ``torch.distributed.broadcast`` in that process only:
+collective of a step) by wrapping ``torch.distributed.broadcast`` in that process only
+(``all_reduce``, the score exchange, for channel GFS: :func:`channel_worker`):
 
 - :func:`worker` replaces labkit's spawn worker (``monkeypatch`` on
   ``labkit.distributed.launch._worker``; ``functools.partial(worker, fault=...)``);
@@ -29,11 +30,12 @@ def parse(text: str) -> tuple[int, int, str]:
     return int(parts[0]), int(parts[1]), parts[2]
 
 
-def inject(rank: int, step: int, mode: str) -> None:
-    """From now on, in this process, rank ``rank`` fails after step ``step``'s broadcast."""
-    real, seen = dist.broadcast, [0]
+def inject(rank: int, step: int, mode: str, op: str = "broadcast") -> None:
+    """From now on, in this process, rank ``rank`` fails after step ``step``'s collective
+    ``op`` (``broadcast`` for GFS, ``all_reduce`` for channel GFS's score exchange)."""
+    real, seen = getattr(dist, op), [0]
 
-    def broadcast(*args, **kwargs):
+    def wrapped(*args, **kwargs):
         out = real(*args, **kwargs)
         j, seen[0] = seen[0], seen[0] + 1
         if dist.get_rank() == rank and j == step:
@@ -44,7 +46,7 @@ def inject(rank: int, step: int, mode: str) -> None:
             time.sleep(3600)  # "hang": alive but silent; peers notice only by timeout
         return out
 
-    dist.broadcast = broadcast
+    setattr(dist, op, wrapped)
 
 
 def worker(rank, *args, fault):
@@ -53,6 +55,14 @@ def worker(rank, *args, fault):
 
     inject(*fault)
     launch._worker(rank, *args)
+
+
+def channel_worker(rank, *args, fault):
+    """labkit's channel-GFS spawn worker with a fault after a step's ``all_reduce``."""
+    from labkit.distributed import channels
+
+    inject(*fault, op="all_reduce")
+    channels._worker(rank, *args)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,9 @@ physically smaller model equals the masked one, on seven torchvision families.""
 
 from __future__ import annotations
 
+import functools
+import time
+
 import pytest
 import torch
 from torch import nn
@@ -14,6 +17,9 @@ from labkit import channel_graph as cgr
 from labkit import channel_prune as cp
 from labkit import deepnets as dn
 from labkit import zoo
+from labkit.distributed import DistributedGFSError
+from labkit.distributed import channels as dch
+from tests import dist_faults
 
 WIDTH = {"resnet18": 0.125, "resnet34": 0.0625, "mobilenet_v2": 0.25,
          "mobilenet_v3_small": 0.25, "vgg11_bn": 0.0625, "resnext": 0.125,
@@ -176,3 +182,57 @@ def test_prune_channels_rejects_bad_arguments():
             cp.prune_channels(model, batches, lambda net: 1.0, **kw)
     with pytest.raises(ValueError, match="mu: expected"):
         cgr.set_group_mask(cgr.find_groups(model, x[:1])[0], torch.ones(3))
+
+
+# ------------------------------------------------------------------ distributed channel GFS
+
+def _dist_problem():
+    model = _random_bn(zoo.tv_model("resnet18", width=0.125, seed=1), 2).eval()
+    g = torch.Generator().manual_seed(0)
+    X, Y = torch.randn(64, 3, 32, 32, generator=g), torch.randint(10, (64,), generator=g)
+    opts = {"eps": 0.0, "budget": 0.1, "n_candidates": 7, "seed": 3,
+            "groups": ["layer1.0.conv1", "layer3.0.conv1", "layer4.1.conv1"]}
+    return model, cp.SeededBatches(X, Y, 8, seed=1), cp.Accuracy(X[:16], Y[:16]), opts
+
+
+@pytest.fixture(scope="module")
+def centralized():
+    model, batches, acc, opts = _dist_problem()
+    return cp.prune_channels(model, batches, acc, **opts)
+
+
+@pytest.mark.parametrize("nprocs", [1, 2, 3])
+def test_distributed_selection_equals_centralized(centralized, nprocs):
+    model, batches, acc, opts = _dist_problem()
+    small, report, times = dch.spawn_prune_channels(model, batches, acc, nprocs=nprocs,
+                                                    timeout_s=30, deadline_s=120, **opts)
+    ref_small, ref = centralized
+    assert [r.order for r in report.layers] == [r.order for r in ref.layers]
+    assert [r.losses for r in report.layers] == [r.losses for r in ref.layers]
+    assert len(times) == nprocs and len(times[0]) == sum(len(r.order) for r in ref.layers)
+    x = batches(0)[0]
+    with torch.no_grad():
+        torch.testing.assert_close(small(x), ref_small(x))
+
+
+def test_distributed_dead_rank_is_a_clear_error(monkeypatch):
+    model, batches, acc, opts = _dist_problem()
+    monkeypatch.setattr(dch, "_worker", functools.partial(dist_faults.channel_worker,
+                                                          fault=(1, 1, "crash")))
+    start = time.monotonic()
+    with pytest.raises(DistributedGFSError) as err:
+        dch.spawn_prune_channels(model, batches, acc, nprocs=2, timeout_s=5, deadline_s=90,
+                                 **opts)
+    outcomes = err.value.outcomes
+    assert outcomes[1]["exitcode"] == 3
+    assert outcomes[0]["exitcode"] == 1 and not outcomes[0]["terminated"]
+    assert "all_reduce of the candidate scores" in outcomes[0]["error"]
+    assert time.monotonic() - start < 90
+
+
+def test_distributed_bad_input():
+    model, batches, acc, opts = _dist_problem()
+    with pytest.raises(ValueError, match="^batches, accuracy:"):
+        dch.spawn_prune_channels(model, lambda j: batches(j), acc, **opts)
+    with pytest.raises(ValueError, match="^nprocs:"):
+        dch.spawn_prune_channels(model, batches, acc, nprocs=0, **opts)

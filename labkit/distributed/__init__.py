@@ -7,7 +7,10 @@ book chapter 8.
   local processes through ``torch.multiprocessing`` (scripts and notebooks);
 - :mod:`~labkit.distributed.costmodel`: timing the collectives and whole steps, and the
   fitted :class:`CostModel`;
-- ``python -m labkit.distributed`` (``__main__``): the command line for ``torchrun``.
+- ``python -m labkit.distributed`` (``__main__``): the command line for ``torchrun``;
+- :mod:`~labkit.distributed.channels`: channel GFS of deep networks with each step's
+  candidates split across ranks (imported on its own: it needs torchvision and
+  Torch-Pruning, which the two-layer code does not).
 
 ``import labkit`` does not import this package (its names are loaded on first use), so
 ``torchrun -m labkit.distributed`` runs the command line once per rank. The backend follows
