@@ -16,7 +16,16 @@ strategies (on 8 of the inputs: both are linear in the batch), so the time ratio
 set against the work ratio: the saving is the prefix,
 so it grows with the block's depth.
 
+``--families`` (issue 19) runs the same comparison for the any-architecture scorer
+(``labkit.channel_prune.score_candidates``: an fx trace run once up to the cut, the rest per
+candidate) on four supported groups at increasing depth (first, middle, three quarters,
+last) of each torchvision family of ``labkit.zoo`` at ``--width``, against
+``labkit.channel_prune.reference_scores``; for ResNet34 and MobileNetV2 it also times the
+hand-described scorer on the same group when there is one (``hand_s``), to show what the
+generic graph walk costs.
+
 Run: ``python benchmarks/channel_gfs.py [--blocks 1,8,14,16] [--repeats 1] [--json out.json]``
+or ``python benchmarks/channel_gfs.py --families all --width 0.5 --batch 64 --json out.json``
 """
 
 from __future__ import annotations
@@ -35,7 +44,10 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from labkit import channel_gfs as cg
+from labkit import channel_graph as cgr
+from labkit import channel_prune as cp
 from labkit import deepnets as dn
+from labkit import zoo
 
 
 def timed(fn, repeats: int):
@@ -84,6 +96,95 @@ def bench_block(model, group, x, y, n_candidates: int, k: int, repeats: int, see
             "selected": cg.pick(fast, cands)}
 
 
+def _hand_group(model, group):
+    """The hand-described group of ``model`` (a ``labkit.deepnets`` ResNet34 or
+    MobileNetV2) whose consumer is ``group``'s only consumer, else ``None``."""
+    try:
+        hands = dn.channel_groups(model)
+    except ValueError:
+        return None
+    mods = [c.module for c in group.consumers]
+    return next((h for h in hands if mods == [h.conv]), None)
+
+
+def bench_family(family, width, x, y, n_candidates, k, repeats, seed):
+    """Four groups of one family: the generic scorer against one pass per candidate."""
+    if family in dn.ARCHS:  # the book's own adaptation (3x3 stem), so hand groups exist
+        model = dn.build(family, width=width, in_channels=3, seed=seed)
+    else:
+        model = zoo.tv_model(family, width=width, seed=seed)
+    model = model.to(x.device).eval()
+    found = [g for g in cgr.find_groups(model, x[:1]) if g.supported]
+    inner = [g for g in found if g.kind == "inner"]
+    inner = inner if len(inner) >= 4 else found  # ResNeXt, RegNetX: few inner groups left
+    picks = sorted({round(q * (len(inner) - 1)) for q in (0, 0.5, 0.75, 1)})
+    traced = cgr.Traced(model)
+    rows = []
+    for i in picks:
+        group = inner[i]
+        g = torch.Generator().manual_seed(seed + i)
+        counts = torch.zeros(group.C, device=x.device)
+        counts[torch.randperm(group.C, generator=g)[:min(k, group.C - 1)]] = 1
+        free = torch.nonzero(counts.cpu() == 0).flatten()
+        cands = free[torch.randperm(len(free), generator=g)[:n_candidates]].sort().values
+
+        def ours(x=x, y=y, group=group, counts=counts, cands=cands):
+            return cp.score_candidates(traced, group, x, y, counts, cands)
+
+        def ref(x=x, y=y, group=group, counts=counts, cands=cands):
+            return cp.reference_scores(model, group, x, y, counts, cands)
+
+        fast, t_fast = timed(ours, repeats)
+        slow, t_slow = timed(ref, repeats)
+        hand, t_hand = _hand_group(model, group), None
+        if hand is not None:
+            chain = dn.stages(model)
+
+            def by_hand(hand=hand, counts=counts, cands=cands, chain=chain):
+                with torch.no_grad():
+                    x_in = dn.run_chain(chain[:hand.stage], x)
+                    return cg.score_candidates(model, hand, x_in, hand.inner(x_in), y,
+                                               counts, cands)
+
+            _, t_hand = timed(by_hand, repeats)
+        few = {"x": x[:8], "y": y[:8]}
+
+        def ratio(few=few, ours=ours, ref=ref):
+            return flops(lambda: ref(**few)) / flops(lambda: ours(**few))
+
+        same = cg.pick(fast, cands) == cg.pick(slow, cands)
+        assert same, f"{family} {group.name}: the scorers select different channels"
+        rows.append({"family": family, "block": group.name, "C": group.C,
+                     "ours_s": t_fast, "ref_s": t_slow, "hand_s": t_hand,
+                     "speedup": t_slow / t_fast,
+                     "flop_ratio": ratio(), "same_selection": same,
+                     "max_score_diff": float((fast - slow).abs().max())})
+    return rows
+
+
+def main_families(args):
+    device = torch.device(args.device)
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(args.batch, 3, 32, 32, generator=g).to(device)
+    y = torch.randint(10, (args.batch,), generator=g).to(device)
+    families = zoo.FAMILIES if args.families == "all" else args.families.split(",")
+    print(f"width {args.width}, 32x32 inputs, batch {args.batch}, {args.candidates} "
+          f"candidates, k={args.k}, {device}, torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads, {platform.processor() or platform.machine()}")
+    print(f"{'family':>18} {'group':>34} {'C':>5} {'ours (s)':>9} {'ref (s)':>9} "
+          f"{'hand (s)':>9} {'speed-up':>9} {'FLOP ratio':>10}")
+    rows = []
+    for family in families:
+        for row in bench_family(family, args.width, x, y, args.candidates, args.k,
+                                args.repeats, seed=0):
+            rows.append(row)
+            hand = "-" if row["hand_s"] is None else f"{row['hand_s']:.3f}"
+            print(f"{family:>18} {row['block']:>34} {row['C']:>5} {row['ours_s']:>9.3f} "
+                  f"{row['ref_s']:>9.3f} {hand:>9} {row['speedup']:>8.1f}x "
+                  f"{row['flop_ratio']:>9.1f}x", flush=True)
+    return rows
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--blocks", default="1,8,14,16",
@@ -95,7 +196,17 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--json", default=None)
+    parser.add_argument("--families", default=None,
+                        help="'all' or comma-separated labkit.zoo families (any "
+                             "architecture scorer) instead of the ResNet34 blocks")
     args = parser.parse_args(argv)
+    if args.families:
+        rows = main_families(args)
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump({"args": vars(args), "torch": torch.__version__, "rows": rows}, f,
+                          indent=2)
+        return
 
     device = torch.device(args.device)
     model = dn.build("resnet34", width=args.width, in_channels=3, seed=0).to(device).eval()

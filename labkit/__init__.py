@@ -55,6 +55,7 @@ from labkit.growth import (
 from labkit.model import TwoLayerNet, export_pruned
 from labkit.plotting import (
     draw_polytope,
+    plot_channel_distributed,
     plot_condition,
     plot_dense_vs_t,
     plot_fig1,
@@ -119,6 +120,7 @@ __all__ = [
     "plot_red_line_lr",
     "plot_polytopes", "plot_pruned_vs_t",
     "plot_sigma_min", "plot_kappa", "plot_speedup", "plot_step_times", "plot_threshold",
+    "plot_channel_distributed",
     "polytope_gap",
     "polytope_gap_table", "polytope_min", "pretrained_teacher_student",
     "fig1_verdict_table", "load_fig1_archive", "pretrain_gd", "red_line", "red_line_growth",
@@ -141,7 +143,10 @@ __all__ = [
 # runs its command line once per rank and no rank loads torch.distributed's machinery before
 # it needs it.
 _LAZY = {
+    "ChannelCostModel": ("labkit.distributed", "ChannelCostModel"),
     "CostModel": ("labkit.distributed", "CostModel"),
+    "fit_channel_cost": ("labkit.distributed", "fit_channel_cost"),
+    "load_figure4": ("labkit.distributed", "load_figure4"),
     "DistributedGFSError": ("labkit.distributed", "DistributedGFSError"),
     "bytes_per_step": ("labkit.distributed", "bytes_per_step"),
     "distributed_gfs": ("labkit.distributed", "distributed_gfs"),

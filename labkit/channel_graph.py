@@ -277,6 +277,10 @@ class Traced:
             raise ValueError(f"model: forward takes {len(self.inputs)} inputs; channel GFS "
                              f"needs exactly one")
         self.batched = self.descendants(self.inputs)
+        # the last node that reads each node's value: after it, the value can be dropped
+        position = {n: i for i, n in enumerate(self.nodes)}
+        self.last_use = {n: max((position[u] for u in n.users), default=position[n])
+                         for n in self.nodes}
 
     def descendants(self, start) -> set:
         out, stack = set(), list(start)
@@ -326,10 +330,15 @@ class Traced:
                 return rep[a]
             return v
 
-        for n in self.nodes:
+        for i, n in enumerate(self.nodes):
             if n.op == "output":
                 return fx.node.map_arg(n.args[0], get)
             if n in cut:
                 z = replace(n, get)
                 env2[n] = self.call(n, get) if z is None else z
+            # drop what no later node reads: G stacked candidates' activations are large
+            for a in n.all_input_nodes:
+                if self.last_use[a] == i:
+                    env2.pop(a, None)
+                    rep.pop(a, None)
         raise ValueError("model: traced graph has no output")

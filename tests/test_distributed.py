@@ -436,5 +436,23 @@ def test_cost_model_fit_recovers_its_parameters():
         4 * np.ceil(n_star / 4), 1000, 4)
 
 
+def test_channel_cost_model_fit_and_bound():
+    truth = D.ChannelCostModel(fixed_s=2.0, per_candidate_s=0.5, latency_s=1e-3)
+    n = np.array([10, 25, 50])
+    fit = D.fit_channel_cost(n, truth.step_time(n, 1), truth.latency_s)
+    assert fit.fixed_s == pytest.approx(2.0, rel=1e-9)
+    assert fit.per_candidate_s == pytest.approx(0.5, rel=1e-9)
+    # closed form: t(50, 4) = 2 + 0.5 * ceil(50/4) + 2 rounds of latency
+    assert float(truth.step_time(50, 4)) == pytest.approx(2 + 0.5 * 13 + 2e-3)
+    # the unsplit fixed part bounds the speed-up: (2 + 0.5 * 50) / 2 = 13.5 for any P
+    assert float(truth.speedup(50, 50)) == pytest.approx(27 / (2 + 0.5 + 6e-3))
+    assert float(truth.speedup(50, 10**6)) < 13.5
+    assert float(truth.speedup(50, 2)) == pytest.approx(27 / (2 + 12.5 + 1e-3))
+    with pytest.raises(ValueError, match="^n_candidates:"):
+        D.fit_channel_cost([5, 5], [1.0, 1.0], 0.0)
+    with pytest.raises(ValueError, match="^latency_s:"):
+        D.fit_channel_cost([5, 10], [1.0, 2.0], -1.0)
+
+
 def test_usable_nprocs_on_cpu():
     assert D.usable_nprocs((1, 2, 64), device="cpu") == (1, 2, 64)

@@ -213,7 +213,24 @@ def _figures(threshold_run, fig1_run):
         "plot_step_times": lambda: lk.plot_step_times(_step_table(), MODEL),
         "plot_speedup": lambda: lk.plot_speedup(MODEL, 2000, widths=(10**3, 10**4),
                                                 nprocs=(2, 4), channels=(64, 512)),
+        "plot_channel_distributed": lambda: lk.plot_channel_distributed(*_figure4()),
     }
+
+
+def _figure4():
+    """Rows shaped like benchmarks/channel_gfs_distributed.py's, from a ChannelCostModel."""
+    from labkit.distributed import ChannelCostModel
+
+    measured, model = [], []
+    for block, C, fixed in ((1, 64, 30.0), (8, 256, 8.0), (14, 512, 1.0), (16, 512, 0.2)):
+        cm = ChannelCostModel(fixed, 0.5 * fixed / 10, 0.001)
+        for procs in (1, 2, 3):
+            measured.append({"block": block, "C": C, "nprocs": procs,
+                             "step_s": float(cm.step_time(50, procs)),
+                             "oversubscribed": procs > 2})
+        model.append({"block": block, "C": C,
+                      "model_step_s": {p: float(cm.step_time(50, p)) for p in (1, 2, 3, 4)}})
+    return pd.DataFrame(measured), pd.DataFrame(model)
 
 
 FIGURES = ["plot_polytopes", "plot_loss_vs_k", "plot_lemma1", "plot_lemma3",
@@ -221,7 +238,7 @@ FIGURES = ["plot_polytopes", "plot_loss_vs_k", "plot_lemma1", "plot_lemma3",
            "plot_form", "plot_sigma_min", "plot_kappa",
            "plot_condition", "plot_fig1", "plot_fig1_heatmap", "plot_methods", "plot_red_line_lr",
            "plot_deep_table",
-           "plot_step_times", "plot_speedup"]
+           "plot_step_times", "plot_speedup", "plot_channel_distributed"]
 
 
 def test_every_figure_function_is_tested():

@@ -25,8 +25,11 @@ from labkit.distributed.algorithm import (
     partition_neurons,
 )
 from labkit.distributed.costmodel import (
+    ChannelCostModel,
     CostModel,
+    fit_channel_cost,
     fit_cost_model,
+    load_figure4,
     measure_collectives,
     measure_steps,
     step_summary,
@@ -41,8 +44,9 @@ from labkit.distributed.launch import (
 )
 
 __all__ = [
-    "DEFAULT_TIMEOUT_S", "STARTUP_TIMEOUT_S", "CostModel", "DistributedGFSError",
-    "backend_for", "bytes_per_step", "distributed_gfs", "fit_cost_model", "free_port",
+    "DEFAULT_TIMEOUT_S", "STARTUP_TIMEOUT_S", "ChannelCostModel", "CostModel",
+    "DistributedGFSError", "backend_for", "bytes_per_step", "distributed_gfs",
+    "fit_channel_cost", "fit_cost_model", "free_port", "load_figure4",
     "measure_collectives", "measure_steps", "partition_neurons", "spawn_gfs",
     "spawn_gfs_batch", "step_summary", "usable_nprocs",
 ]

@@ -214,3 +214,71 @@ def fit_cost_model(table, collectives=None) -> CostModel:
         lat3, inv_bw = (float(per_round.mean()) if len(sent) else 0.0), 0.0
     return CostModel(float(overhead), float(per_entry), float(lat3 / 3),
                      float(1 / inv_bw) if inv_bw > 0 else math.inf)
+
+
+@dataclass(frozen=True)
+class ChannelCostModel:
+    """Time of one step of distributed channel GFS (:mod:`labkit.distributed.channels`) on
+    ``P`` devices, each as fast as the one it was fitted on (chapter 8)::
+
+        t(n, P) = fixed_s + per_candidate_s * ceil(n / P)
+                  + [P > 1] * ceil(log2 P) * latency_s
+
+    ``fixed_s`` is what every rank pays whatever its share: the frozen part of the network
+    (everything before the group) and the per-step bookkeeping; ``per_candidate_s`` is one
+    candidate's pass through the part the group changes; the score exchange is one
+    ``all_reduce`` of ``n`` numbers, a latency per tree round (its bytes are negligible).
+    Unlike Algorithm 2's, the fixed part is not split: the speed-up is at most
+    ``(fixed_s + per_candidate_s * n) / fixed_s`` however many devices there are."""
+
+    fixed_s: float
+    per_candidate_s: float
+    latency_s: float
+
+    def step_time(self, n, P):
+        n, P = np.asarray(n, dtype=float), np.asarray(P, dtype=float)
+        rounds = np.ceil(np.log2(np.maximum(P, 1)))
+        return self.fixed_s + self.per_candidate_s * np.ceil(n / P) + rounds * self.latency_s
+
+    def speedup(self, n, P):
+        return self.step_time(n, 1) / self.step_time(n, P)
+
+
+def fit_channel_cost(n_candidates, score_s, latency_s: float) -> ChannelCostModel:
+    """Fit :class:`ChannelCostModel` to one-process scoring times ``score_s`` measured at
+    two or more candidate counts ``n_candidates`` (non-negative least squares), with the
+    ``all_reduce`` latency measured by :func:`measure_collectives`."""
+    from scipy.optimize import nnls
+
+    n, t = np.asarray(n_candidates, dtype=float), np.asarray(score_s, dtype=float)
+    if n.shape != t.shape or len(np.unique(n)) < 2:
+        raise ValueError(f"n_candidates: need at least two distinct counts with one time "
+                         f"each, got {n.tolist()} and {t.tolist()}")
+    if not latency_s >= 0:
+        raise ValueError(f"latency_s: must be non-negative seconds, got {latency_s!r}")
+    (fixed, per), _ = nnls(np.column_stack([np.ones_like(n), n]), t)
+    return ChannelCostModel(float(fixed), float(per), float(latency_s))
+
+
+FIGURE4 = Path(__file__).resolve().parents[2] / "results" / "benchmarks" / \
+    "channel_gfs_distributed.json"
+
+
+def load_figure4(path=None):
+    """The committed run of ``benchmarks/channel_gfs_distributed.py`` (the paper's Figure 4
+    setting on this book's CPU): ``(measured, model, info)``, the measured rows and the
+    fitted :class:`ChannelCostModel` rows as ``pandas.DataFrame`` s and the run's settings.
+    Chapter 8."""
+    import json
+
+    import pandas as pd
+
+    path = Path(path) if path is not None else FIGURE4
+    if not path.exists():
+        raise FileNotFoundError(f"path: no benchmark results at {path}; run "
+                                f"python benchmarks/channel_gfs_distributed.py --json {path}")
+    data = json.loads(path.read_text())
+    model = pd.DataFrame(data["model"])
+    model["model_step_s"] = [{int(P): t for P, t in d.items()} for d in model["model_step_s"]]
+    info = {k: v for k, v in data.items() if k not in ("rows", "model")}
+    return pd.DataFrame(data["rows"]), model, info

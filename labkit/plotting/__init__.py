@@ -17,6 +17,7 @@ displays a figure and records it for the page's numbered, captioned figure (myst
 """
 
 from labkit.plotting.experiments import (
+    plot_channel_distributed,
     plot_deep_table,
     plot_fig1,
     plot_fig1_heatmap,
@@ -45,7 +46,8 @@ from labkit.plotting.threshold import (
 )
 
 __all__ = [
-    "COLUMN_PX", "DPI", "MIN_FONT_PT", "ONE", "RC", "TWO", "draw_polytope", "plot_condition",
+    "COLUMN_PX", "DPI", "MIN_FONT_PT", "ONE", "RC", "TWO", "draw_polytope",
+    "plot_channel_distributed", "plot_condition",
     "plot_deep_table", "plot_dense_vs_t", "plot_fig1", "plot_fig1_heatmap", "plot_form",
     "plot_lemma1",
     "plot_lemma3", "plot_loss_vs_k", "plot_methods",

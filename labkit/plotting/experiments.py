@@ -204,3 +204,42 @@ def plot_speedup(model: CostModel, m: int, *, widths, nprocs=(2, 4), channels=()
     right.set_ylabel("predicted speed-up over $P=1$")
     _legend(fig, ncols=5)
     return fig
+
+
+def plot_channel_distributed(measured, model):
+    """The paper's Figure 4 setting (Appendix D), chapter 8. Left: measured seconds per
+    channel-GFS step on four ResNet34 blocks for each process count (``measured``: rows of
+    ``benchmarks/channel_gfs_distributed.py`` with ``block, C, nprocs, step_s,
+    oversubscribed``; oversubscribed runs hatched). Right: the fitted
+    :class:`~labkit.distributed.ChannelCostModel`'s speed-up on ``P`` devices each as fast
+    as the measuring machine (``model``: one row per block with ``block, C`` and
+    ``model_step_s``, a dict from ``P`` to seconds), a model, not a measurement."""
+    fig, (left, right) = _panels(2, height=4.0)
+    blocks = sorted(measured["block"].unique())
+    procs = sorted(measured["nprocs"].unique())
+    width = 0.8 / len(procs)
+    for j, P in enumerate(procs):
+        rows = measured[measured["nprocs"] == P].set_index("block").loc[blocks]
+        over = bool(rows["oversubscribed"].any())
+        left.bar(np.arange(len(blocks)) + (j - (len(procs) - 1) / 2) * width, rows["step_s"],
+                 width, color=f"C{j}", hatch="//" if over else None, edgecolor="white",
+                 label=f"P = {P}" + (", oversubscribed" if over else ""))
+    C = measured.drop_duplicates("block").set_index("block").loc[blocks, "C"]
+    left.set_xticks(np.arange(len(blocks)),
+                    [f"{b} ({c})" for b, c in zip(blocks, C, strict=True)])
+    left.set_xlabel("ResNet34 block (channels $C$)")
+    left.set_yscale("log")
+    left.set_ylabel("measured seconds per step")
+    for n, row in enumerate(model.itertuples()):
+        steps = {int(P): t for P, t in row.model_step_s.items()}
+        P = np.array(sorted(steps))
+        t = np.array([steps[p] for p in P])
+        right.plot(P, t[0] / t, "o-", color=f"C{n + len(procs)}", label=f"block {row.block}")
+    right.plot([1, P.max()], [1, P.max()], color="0.6", lw=0.8, ls="--", label="ideal")
+    right.set_xticks(P)
+    right.set_xlabel("devices $P$ (model)")
+    right.set_ylabel("model speed-up over $P=1$")
+    # one legend per panel, in the corner each panel's data leave empty
+    left.legend(loc="upper right")
+    right.legend(loc="upper left")
+    return fig
