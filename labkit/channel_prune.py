@@ -205,7 +205,8 @@ class PruneReport:
                           "params": f"{self.params_before:,} -> {self.params_after:,}",
                           "accuracy": f"{self.acc_before:.4f} -> {self.acc_after:.4f}",
                           "groups pruned": len(self.layers),
-                          "groups skipped": len(self.skipped)})
+                          "groups skipped": len(self.skipped),
+                          "max |pruned - masked|": f"{self.max_abs_diff:.1e}"})
 
 
 class SeededBatches:
