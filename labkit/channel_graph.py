@@ -22,7 +22,7 @@ are reported as unsupported, with the reason.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch_pruning as tp
@@ -65,7 +65,6 @@ class Group:
     consumers: tuple[Consumer, ...] = ()
     supported: bool = True
     reason: str = ""
-    layers: tuple[str, ...] = field(default=())
 
     @property
     def kind(self) -> str:
@@ -118,7 +117,7 @@ def find_groups(model: nn.Module, example_inputs: torch.Tensor) -> list[Group]:
     for g in DG.get_all_groups(root_module_types=[nn.Conv2d, nn.Linear]):
         root = g.items[0].dep.target.module
         C = len(g.items[0].idxs)
-        producers, consumers, layers, reason = [], [], [], ""
+        producers, consumers, reason = [], [], ""
         for item in g.items:
             m, fn = item.dep.target.module, item.dep.handler
             if isinstance(m, tp.ops._OutputOp):
@@ -127,7 +126,6 @@ def find_groups(model: nn.Module, example_inputs: torch.Tensor) -> list[Group]:
             if isinstance(m, _PASS_OPS):
                 continue
             name = names[m]
-            layers.append(name)
             if _is_grouped(m) and not reason:
                 reason = (f"{name} is a grouped convolution (groups={m.groups}): channels "
                           f"can only be removed a whole group at a time")
@@ -142,8 +140,7 @@ def find_groups(model: nn.Module, example_inputs: torch.Tensor) -> list[Group]:
         if reason == "its channels reach the model output" or not consumers:
             continue  # the logits, or channels that reach the output otherwise
         groups.append(Group(names[root], C, root,
-                            tuple(producers), tuple(consumers), not reason, reason,
-                            tuple(dict.fromkeys(layers))))
+                            tuple(producers), tuple(consumers), not reason, reason))
     return sorted(groups, key=lambda g: position[g.root])
 
 
@@ -185,13 +182,6 @@ def set_group_mask(group: Group, mu: torch.Tensor | None) -> None:
         # no handle kept: a deep copy of the model must carry its own hook
         if _apply_mask not in m._forward_pre_hooks.values():
             m.register_forward_pre_hook(_apply_mask)
-
-
-def group_mask(group: Group) -> torch.Tensor:
-    """The group's ``mu`` as its first consumer reads it."""
-    cons = group.consumers[0]
-    r = len(cons.index) // group.C
-    return consumer_mask(cons)[cons.index].view(group.C, r)[:, 0].clone()
 
 
 def clear_masks(model: nn.Module) -> None:
@@ -277,10 +267,20 @@ class Traced:
             raise ValueError(f"model: forward takes {len(self.inputs)} inputs; channel GFS "
                              f"needs exactly one")
         self.batched = self.descendants(self.inputs)
+        self._cuts: dict = {}
         # the last node that reads each node's value: after it, the value can be dropped
         position = {n: i for i, n in enumerate(self.nodes)}
         self.last_use = {n: max((position[u] for u in n.users), default=position[n])
                          for n in self.nodes}
+
+    def cut(self, group: Group) -> tuple[dict, set]:
+        """``group``'s consumer nodes (node -> :class:`Consumer`) and the nodes the group
+        can change (the consumers and everything downstream), computed once per group."""
+        key = tuple(c.name for c in group.consumers)
+        if key not in self._cuts:
+            by_node = {self.node_of[c.name]: c for c in group.consumers}
+            self._cuts[key] = (by_node, self.descendants(by_node))
+        return self._cuts[key]
 
     def descendants(self, start) -> set:
         out, stack = set(), list(start)

@@ -40,12 +40,19 @@ def _mask(C: int, counts: torch.Tensor, k: int) -> torch.Tensor:
     return C * counts / k
 
 
-def _candidate_masks(cons, C, counts, chunk, k):
-    """Each candidate's full input mask of ``cons`` (G, width): the other groups' masks
-    where they are, this group's ``C (n + e_c)/(k+1)`` on its slots."""
+def _base_mask(cons, C, counts, k):
+    """The consumer's input mask without the candidate: the other groups' masks where
+    they are, this group's ``C n/(k+1)`` on its slots (zero before any choice)."""
     r = len(cons.index) // C
     base = consumer_mask(cons).clone()
     base[cons.index] = (C * counts / (k + 1)).to(base).repeat_interleave(r)
+    return base
+
+
+def _candidate_masks(cons, C, base, chunk, k):
+    """Each candidate's full input mask of ``cons`` (G, width): ``base`` plus
+    ``C/(k+1)`` on the candidate's slots."""
+    r = len(cons.index) // C
     M = base.repeat(len(chunk), 1)
     slots = cons.index.view(C, r)[chunk].to(M.device)
     M.scatter_add_(1, slots, torch.full(slots.shape, C / (k + 1), dtype=M.dtype,
@@ -84,18 +91,16 @@ def score_candidates(traced: Traced, group: Group, x, y, counts, cands, *,
     into ``group`` at weight ``1/(k+1)``."""
     C, B, k = group.C, x.shape[0], int(counts.sum())
     cands = torch.as_tensor(cands, dtype=torch.long)
-    by_node = {traced.node_of[c.name]: c for c in group.consumers}
-    cut = traced.descendants(by_node)
+    by_node, cut = traced.cut(group)
     env = traced.prefix(x, cut)
-    # per consumer with a frozen input: the candidate-free part b + W (m_0 h), once
+    # once per step: each consumer's candidate-free mask, and for a consumer with a frozen
+    # input the candidate-free part of its output, b + W (m_0 h)
+    base = {node: _base_mask(cons, C, counts, k) for node, cons in by_node.items()}
     frozen = {}
     for node, cons in by_node.items():
         arg = node.args[0]
         if arg not in cut and (isinstance(cons.module, nn.Conv2d) or env[arg].dim() == 2):
-            base = consumer_mask(cons).clone()
-            r = len(cons.index) // C
-            base[cons.index] = (C * counts / (k + 1)).to(base).repeat_interleave(r)
-            frozen[node] = (env[arg], _layer(cons.module, env[arg], base))
+            frozen[node] = (env[arg], _layer(cons.module, env[arg], base[node]))
     G_max = max(1, rows_per_pass // B)
     scores = []
     for lo in range(0, len(cands), G_max):
@@ -112,7 +117,7 @@ def score_candidates(traced: Traced, group: Group, x, y, counts, cands, *,
                 z = z0.unsqueeze(0) + C / (k + 1) * _own_terms(cons, h, slots)
                 return z.reshape(G * B, *z.shape[2:])
             h = get(node.args[0])
-            M = _candidate_masks(cons, C, counts, chunk, k).repeat_interleave(B, 0)
+            M = _candidate_masks(cons, C, base[node], chunk, k).repeat_interleave(B, 0)
             shape = (G * B, -1, 1, 1) if isinstance(cons.module, nn.Conv2d) else (
                 (G * B,) + (1,) * (h.dim() - 2) + (-1,))
             return _layer(cons.module, h * M.view(shape), None)
@@ -291,7 +296,7 @@ def prune_channels(model: nn.Module, batches: Callable[[int], tuple],
     if not chosen:
         reasons = "; ".join(f"{n}: {r}" for n, r in skipped) or "no groups found"
         raise ValueError(f"model: no channel group can be pruned ({reasons})")
-    traced = Traced(work)
+    traced = Traced(work) if scorer is None else None
     gen = torch.Generator().manual_seed(seed)
     acc_before = float(eval_fn(work))
     results, used = [], 0
