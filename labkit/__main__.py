@@ -65,7 +65,7 @@ def _table(cfg, out, device, name, **opts):
 def _table_summary(cfg, table, name) -> str:
     from labkit.tables import table_view
 
-    view = table_view(table, "size" if name == "table1" else "eps").to_string(index=False)
+    view = table_view(table, "size" if name == "table1" else "target").to_string(index=False)
     return f"fine-tuned subnetwork test accuracy (%):\n{view}"
 
 

@@ -152,10 +152,14 @@ def prune_group(model, traced: Traced, group: Group, batches: Callable[[int], tu
                 eval_fn: Callable[[nn.Module], float], *, eps: float, max_keep: int,
                 n_candidates: int | None, gen: torch.Generator,
                 loss_fn: Callable = F.cross_entropy, rows_per_pass: int = 1024,
-                scorer: Callable | None = None) -> LayerResult:
+                scorer: Callable | None = None,
+                skip_eval: float | None = None) -> LayerResult:
     """Greedy selection in one group until ``eval_fn(model)`` is within relative ``eps``
     of its value before the group, or ``max_keep`` channels are chosen; leaves the mask
-    set. ``scorer`` replaces the batched scorer (the reference, in tests)."""
+    set. ``scorer`` replaces the batched scorer (the reference, in tests). ``skip_eval``:
+    Ye et al.'s shortcut (``skip_eval_converge``), which runs ``eval_fn`` only once the
+    step's mini-batch accuracy reaches ``(1 - skip_eval)`` times the accuracy before the
+    group; a skipped step records ``nan``."""
     C = group.C
     acc_before = float(eval_fn(model))
     p = group.consumers[0].module.weight
@@ -176,7 +180,11 @@ def prune_group(model, traced: Traced, group: Group, batches: Callable[[int], tu
         order.append(c)
         losses.append(float(scores[int(torch.nonzero(pool == c)[0, 0])]))
         set_group_mask(group, _mask(C, counts, len(order)))
-        accs.append(float(eval_fn(model)))
+        if skip_eval is not None and float((model(x).argmax(1) == y).double().mean()) < (
+                1 - skip_eval) * acc_before:
+            accs.append(float("nan"))
+        else:
+            accs.append(float(eval_fn(model)))
         if accs[-1] >= (1 - eps) * acc_before or len(order) >= max_keep:
             break
     return LayerResult(group.name, C, tuple(order), tuple(losses), tuple(accs), acc_before)

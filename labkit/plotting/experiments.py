@@ -124,24 +124,32 @@ def plot_methods(table, size) -> plt.Figure:
 
 @_styled
 def plot_deep_table(table, by: str = "size") -> plt.Figure:
-    """Chapter 7, Tables 1-2 as curves: test accuracy of the fine-tuned subnetwork (solid)
-    and of the dense network (dashed) against the pre-training checkpoint at which it was
-    pruned, one panel per architecture, one colour per ``by`` value (size or eps)."""
-    archs = list(dict.fromkeys(table["arch"]))
-    fig, axes = _panels(len(archs), height=4.0)
-    for ax, arch in zip(axes, archs, strict=True):
-        part = table[table["arch"] == arch]
-        for i, (key, g) in enumerate(part.groupby(by)):
-            g = g.sort_values("t")
-            _line_or_points(ax, g["t"], 100 * g["finetuned_acc"], color=f"C{i}",
-                            label=f"{by} {key}")
-            ax.plot(g["t"], 100 * g["dense_acc"], "--", color=f"C{i}", alpha=0.6)
-        ax.set_title(arch)
+    """Chapter 7, Tables 1-2 as curves: test accuracy of the fine-tuned subnetwork against
+    the pre-training checkpoint at which it was pruned, GFS solid, the L1-norm and random
+    baselines (same per-layer channel counts) dashed and dotted, the dense network at that
+    checkpoint thin grey; one panel per (architecture, ``by`` value: size or target)."""
+    styles = {"gfs": ("-", "GFS"), "l1": ("--", "L1 norm"), "random": (":", "random")}
+    keys = list(dict.fromkeys(zip(table["arch"], table[by], strict=True)))
+    fig, axes = _panels(len(keys), height=3.4)
+    for ax, (arch, key) in zip(axes, keys, strict=True):
+        part = table[(table["arch"] == arch) & (table[by] == key)]
+        for i, (method, (ls, label)) in enumerate(styles.items()):
+            g = part[part["method"] == method].sort_values("t")
+            if len(g):
+                ax.plot(g["t"], 100 * g["finetuned_acc"], ls, marker="o", ms=3,
+                        color=f"C{i}", label=label)
+        dense = part[part["method"] == "gfs"].sort_values("t")
+        ax.plot(dense["t"], 100 * dense["dense_acc"], "-", color="0.6", lw=1,
+                label="dense")
+        what = ("all" if key == 0 else f"{key:,}") if by == "size" else f"{key:.0%} FLOPs"
+        ax.set_title(f"{arch}, {by} {what}" if by == "size" else f"{arch}, {what}")
+        ax.set_xscale("log")
+        ticks = sorted(part["t"].unique())
+        ax.set_xticks(ticks, [f"{t:,}" for t in ticks])
+        ax.minorticks_off()
         ax.set_xlabel("pre-training iterations before pruning")
-    axes[0].plot([], [], "k-", label="fine-tuned subnetwork (solid)")
-    axes[0].plot([], [], "k--", alpha=0.6, label="dense network (dashed)")
-    axes[0].set_ylabel("test accuracy (%)")
-    _legend(fig, ncols=4)
+        ax.set_ylabel("test accuracy (%)")
+    axes[0].legend(loc="lower right")
     return fig
 
 
