@@ -158,8 +158,11 @@ def prune_group(model, traced: Traced, group: Group, batches: Callable[[int], tu
     of its value before the group, or ``max_keep`` channels are chosen; leaves the mask
     set. ``scorer`` replaces the batched scorer (the reference, in tests). ``skip_eval``:
     Ye et al.'s shortcut (``skip_eval_converge``), which runs ``eval_fn`` only once the
-    step's mini-batch accuracy reaches ``(1 - skip_eval)`` times the accuracy before the
-    group; a skipped step records ``nan``."""
+    step's mini-batch accuracy reaches ``1 - max(skip_eval, eps)`` times the accuracy
+    before the group; a skipped step records ``nan``. With Ye's ``eps <= skip_eval`` it is
+    his rule; for a larger ``eps`` the check never asks more of the mini-batch than the
+    stopping rule asks of the evaluation set (with his rule, a FLOP budget below what a
+    5% loss allows could not be reached at any ``eps``)."""
     C = group.C
     acc_before = float(eval_fn(model))
     p = group.consumers[0].module.weight
@@ -181,7 +184,7 @@ def prune_group(model, traced: Traced, group: Group, batches: Callable[[int], tu
         losses.append(float(scores[int(torch.nonzero(pool == c)[0, 0])]))
         set_group_mask(group, _mask(C, counts, len(order)))
         if skip_eval is not None and float((model(x).argmax(1) == y).double().mean()) < (
-                1 - skip_eval) * acc_before:
+                1 - max(skip_eval, eps)) * acc_before:
             accs.append(float("nan"))
         else:
             accs.append(float(eval_fn(model)))

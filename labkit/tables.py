@@ -179,8 +179,9 @@ def layerwise(s: _Setting, arch: str, model, method: str, *, eps: float | None =
         work, done, used = copy.deepcopy(model).eval(), [], 0
     groups = prunable_groups(cfg, arch, work, s.example)
     traced = Traced(work) if method == "gfs" else None
+    # a group starts from the network the previous one left: its accuracy is known
+    before = done[-1]["acc_tuned"] if done else s.eval_fn(work)
     for i, g in enumerate(groups[len(done):], start=len(done)):
-        before = s.eval_fn(work)
         if method == "gfs":
             res = prune_group(work, traced, g, lambda j, used=used: s.mini_batch(used + j),
                               s.eval_fn, eps=eps, max_keep=g.C,
@@ -202,8 +203,10 @@ def layerwise(s: _Setting, arch: str, model, method: str, *, eps: float | None =
                 momentum=cfg.layer_finetune_momentum, schedule="fixed",
                 desc=f"{method} {g.name}: layer fine-tuning")
             work.eval()
+        tuned = s.eval_fn(work) if s.layer_iters and k < g.C else after
         done.append({"group": g.name, "C": g.C, "kept": k, "acc_before": before,
-                     "acc_pruned": after, "acc_tuned": s.eval_fn(work)})
+                     "acc_pruned": after, "acc_tuned": tuned})
+        before = tuned
         atomic_save({"work": work, "done": done, "used": used, "gen": gen.get_state()}, path)
     return work, done
 
@@ -383,10 +386,11 @@ def calibrate(cfg, data: Images, arch: str, width: float, target: float, *, root
 
 
 def calibrations(cfg, *, out, device, data: Images | None = None, workers: int = 1,
-                 store_root: Path | None = None) -> dict:
+                 store_root: Path | None = None, compute: bool = True) -> dict:
     """``{(arch, target): calibration}``: the repository's stored ones
     (``results/calibration``) where they match, the others computed (``workers``
-    one-thread processes) and stored under ``store_root`` (default ``out``)."""
+    one-thread processes) and stored under ``store_root`` (default ``out``); with
+    ``compute=False`` a missing one is ``None``."""
     from labkit.runner import _precompute
 
     committed = ResultStore(CALIBRATION)
@@ -394,7 +398,7 @@ def calibrations(cfg, *, out, device, data: Images | None = None, workers: int =
     wanted = {(a, t): calibration_params(cfg, a, w, t)
               for a, w in zip(cfg.archs, cfg.widths, strict=True) for t in cfg.targets}
     todo = [p for p in wanted.values() if committed.load("deep", p) is None]
-    if todo:
+    if todo and compute:
         _pretrain_all(cfg, data, sizes=[_largest(cfg.sizes)], out=out, device=device)
         work = functools.partial(_calibration_worker, cfg, str(Path(out) / "deep"),
                                  str(device), data)
@@ -429,9 +433,10 @@ def run_table(cfg, *, out, device=None, name: str = "table1", data: Images | Non
     The data are loaded only when something is computed."""
     device = torch.device(device or "cpu")
     workers = cfg.processes if workers is None else workers
-    if eps is None and not dry_run:
-        cal = calibrations(cfg, out=out, device=device, data=data, workers=workers)
-        eps = {k: c["eps"] for k, c in cal.items()}
+    if eps is None:  # a dry run shows the cells of the stored calibrations, if any
+        cal = calibrations(cfg, out=out, device=device, data=data, workers=workers,
+                           compute=not dry_run)
+        eps = {k: c["eps"] for k, c in cal.items() if c is not None}
     eps = dict(eps or {})
     code = deep_code()
     cells = [{**cfg.cell_params(), "code": code, "arch": arch, "width": width, "size": size,
@@ -621,8 +626,9 @@ def describe(cfg) -> dict[str, str]:
         "candidates per step": ("all" if not cfg.n_candidates
                                 else f"{cfg.n_candidates} random"),
         "stopping check": (f"on {cfg.eval_size:,} training images"
-                           + (f", once the mini-batch accuracy is within {cfg.skip_eval:g} "
-                              f"of it" if cfg.skip_eval else ", every step")),
+                           + (f", once the mini-batch accuracy is within max"
+                              f"({cfg.skip_eval:g}, eps) of it" if cfg.skip_eval
+                              else ", every step")),
         "per-layer fine-tuning": (f"{cfg.layer_finetune_epochs:g} epoch, lr "
                                   f"{cfg.layer_finetune_lr:g} fixed, momentum "
                                   f"{cfg.layer_finetune_momentum:g}"),
