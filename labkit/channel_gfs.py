@@ -24,7 +24,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -185,7 +184,3 @@ def prune_network(model, batches, eval_X, eval_y, *, eps: float, n_candidates: i
         if finetune is not None:
             finetune(model)
     return results
-
-
-def kept_fraction(results: list[LayerResult]) -> float:
-    return float(np.sum([r.kept for r in results]) / np.sum([r.C for r in results]))

@@ -153,7 +153,8 @@ def prune_group(model, traced: Traced, group: Group, batches: Callable[[int], tu
                 n_candidates: int | None, gen: torch.Generator,
                 loss_fn: Callable = F.cross_entropy, rows_per_pass: int = 1024,
                 scorer: Callable | None = None,
-                skip_eval: float | None = None) -> LayerResult:
+                skip_eval: float | None = None,
+                acc_before: float | None = None) -> LayerResult:
     """Greedy selection in one group until ``eval_fn(model)`` is within relative ``eps``
     of its value before the group, or ``max_keep`` channels are chosen; leaves the mask
     set. ``scorer`` replaces the batched scorer (the reference, in tests). ``skip_eval``:
@@ -162,9 +163,10 @@ def prune_group(model, traced: Traced, group: Group, batches: Callable[[int], tu
     before the group; a skipped step records ``nan``. With Ye's ``eps <= skip_eval`` it is
     his rule; for a larger ``eps`` the check never asks more of the mini-batch than the
     stopping rule asks of the evaluation set (with his rule, a FLOP budget below what a
-    5% loss allows could not be reached at any ``eps``)."""
+    5% loss allows could not be reached at any ``eps``). ``acc_before``: ``eval_fn(model)``
+    when the caller already knows it."""
     C = group.C
-    acc_before = float(eval_fn(model))
+    acc_before = float(eval_fn(model)) if acc_before is None else float(acc_before)
     p = group.consumers[0].module.weight
     counts = torch.zeros(C, dtype=p.dtype, device=p.device)
     order, losses, accs = [], [], []

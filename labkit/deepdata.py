@@ -124,7 +124,3 @@ def subset(cfg, data: Images, size: int) -> np.ndarray:
         raise ValueError(f"sizes: {size} exceeds the {len(pool)} training examples outside "
                          f"the validation split")
     return pool[balanced_subset(data.labels[pool], size, seed=cfg.seed)]
-
-
-def pool_size(cfg, data: Images, size: int) -> int:
-    return len(subset(cfg, data, size))

@@ -186,7 +186,7 @@ def layerwise(s: _Setting, arch: str, model, method: str, *, eps: float | None =
             res = prune_group(work, traced, g, lambda j, used=used: s.mini_batch(used + j),
                               s.eval_fn, eps=eps, max_keep=g.C,
                               n_candidates=cfg.n_candidates or None, gen=gen,
-                              skip_eval=cfg.skip_eval or None)
+                              skip_eval=cfg.skip_eval or None, acc_before=before)
             used += len(res.order)
             k = len(res.order)
         else:
@@ -530,9 +530,9 @@ def paper_view(table: pd.DataFrame, which: str = "table1") -> pd.DataFrame:
     ckpts = [c for c in paper.columns if c not in ("model", key, "Dense")]
     ts = sorted(table["t"].unique())
     by = "size" if which == "table1" else "target"
-    ours_keys = sorted(table[by].unique(), key=lambda v: (v == 0, v))
-    if which == "table2":
-        ours_keys = sorted(table[by].unique(), reverse=True)  # 60% before 40%, as printed
+    # sizes ascending with 0 (all) last; budgets descending (60% before 40%, as printed)
+    ours_keys = (sorted(table[by].unique(), key=lambda v: (v == 0, v)) if by == "size"
+                 else sorted(table[by].unique(), reverse=True))
     row_map = _align(list(dict.fromkeys(paper[key])), ours_keys)
     t_map = _align(ckpts, ts)
     methods = list(dict.fromkeys(table["method"]))
