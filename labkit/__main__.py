@@ -69,6 +69,32 @@ def _table_summary(cfg, table, name) -> str:
     return f"fine-tuned subnetwork test accuracy (%):\n{view}"
 
 
+def _prune_init(cfg, out, device, name, **opts):
+    from labkit.prune_init import run_prune_init
+
+    return run_prune_init(cfg, out=out, device=device, name=name, **opts)
+
+
+def _prune_init_summary(cfg, table, name) -> str:
+    sweep = table[table["part"] == "sweep"]
+    mean = sweep.groupby(["mu_norm", "fraction"])[["train_error", "test_error"]].mean()
+    return f"training and test error (mean over seeds):\n{mean.round(4).to_string()}"
+
+
+def _diet(cfg, out, device, name, **opts):
+    from labkit.diet import run_diet
+
+    return run_diet(cfg, out=out, device=device, name=name, **opts)
+
+
+def _diet_summary(cfg, table, name) -> str:
+    imp = table[table["part"] == "imp"]
+    if not len(imp):
+        return "no IMP cell finished"
+    mean = imp.groupby(["diet", "t", "round"])["test_error"].mean().unstack("round")
+    return f"IMP test error per round (mean over seeds):\n{mean.round(4).to_string()}"
+
+
 # name -> (the sweep, its printed summary, what it is)
 EXPERIMENTS = {
     "threshold": (_threshold, _threshold_summary,
@@ -88,6 +114,18 @@ EXPERIMENTS = {
     "fig1_lr": (_fig1, _fig1_summary,
                 "Figure 1's learning-rate sensitivity, archived: the quick digits run at "
                 "N=200 for lr = 0.25, 0.5, 1 and 2"),
+    "prune_init": (_prune_init, _prune_init_summary,
+                   "chapter 9: random pruning at initialization on signal-plus-noise "
+                   "patches (Yang et al. 2023), and GFS at equal size"),
+    "prune_init_cpu": (_prune_init, _prune_init_summary,
+                       "chapter 9, the archived CPU run: m = 150, d = 3000, three signal "
+                       "norms, 10 seeds"),
+    "diet": (_diet, _diet_summary,
+             "chapter 10: IMP with rewinding, data diets (Paul et al. 2022), linear mode "
+             "connectivity, and GFS's threshold against the pre-training data"),
+    "diet_cpu": (_diet, _diet_summary,
+                 "chapter 10, the archived CPU run: ResNet-8 on 16x16 digits, IMP at 20% to "
+                 "2.3%, rewinds 0-100, four diets, 3 seeds"),
     "table1": (_table, _table_summary,
                "Table 1: channel GFS on ResNet34/MobileNetV2 at pre-training checkpoints, "
                "CIFAR10 sub-datasets ($LABKIT_CIFAR_DIR) in full mode"),

@@ -451,6 +451,214 @@ class Fig1Config(_Config):
                 "replacement": self.replacement, "code": code}
 
 
+@dataclass(frozen=True, repr=False)  # _Config's repr: one field per line
+class PruneInitConfig(_Config):
+    """Chapter 9: Yang et al.'s random pruning at initialization on signal-plus-noise
+    patches, and the bridge to GFS. ``m`` training points (``m_test`` fresh ones for the
+    test error) in dimension ``d``, the signal ``y * mu`` with ``||mu||`` each of
+    ``mu_norms``, noise of standard deviation ``sigma_p``; ``N`` filters (``N/2`` per
+    class), activation ``relu(z)**power``, initial weights of standard deviation
+    ``init_scale``; full-batch GD, ``steps`` steps of ``lr * N`` (the mean-field step);
+    ``fractions``: the pruning fractions (0, the dense network, first); the bridge keeps a
+    fraction ``keep`` of the network (the same number of weights: a random mask at
+    ``1 - keep``, or ``keep * N`` whole neurons, random or by GFS after each of
+    ``pretrain`` steps)."""
+
+    m: int = 50
+    m_test: int = 2000
+    d: int = 1000
+    mu_norms: tuple[float, ...] = (2.5,)
+    sigma_p: float = 1.0
+    N: int = 100
+    power: int = 1
+    init_scale: float = 0.01
+    lr: float = 1.0
+    steps: int = 300
+    fractions: tuple[float, ...] = (0.0, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995,
+                                    0.998)
+    keep: tuple[float, ...] = (0.2, 0.1, 0.05)
+    pretrain: tuple[int, ...] = (0, 10, 30, 100, 300)
+    seeds: tuple[int, ...] = (0, 1, 2, 3)
+    level: float = 0.05
+
+    _positive = ("m", "m_test", "d", "sigma_p", "N", "power", "init_scale", "lr", "steps",
+                 "level")
+
+    def validate(self):
+        if self.d < 4 * self.m:
+            raise ValueError(f"d: Yang et al.'s networks memorize noise in high dimension; "
+                             f"need d >= 4m = {4 * self.m}, got {self.d}")
+        if self.N % 2 or self.N < 4:
+            raise ValueError(f"N: an even number of filters (N/2 per class), at least 4, "
+                             f"got {self.N}")
+        if not self.mu_norms or min(self.mu_norms) <= 0:
+            raise ValueError(f"mu_norms: positive signal norms, got {self.mu_norms!r}")
+        f = self.fractions
+        if not f or f[0] != 0 or list(f) != sorted(set(f)) or f[-1] >= 1:
+            raise ValueError(f"fractions: distinct increasing pruning fractions in [0, 1) "
+                             f"starting at 0 (the dense network), got {f!r}")
+        if len(f) < 4:
+            raise ValueError(f"fractions: need at least 4 to locate a threshold, got {f!r}")
+        for keep in self.keep:
+            k = round(keep * self.N)
+            if not 0 < keep <= 0.5 or k < 2:
+                raise ValueError(f"keep: fractions kept in (0, 0.5] (a real pruning) with "
+                                 f"at least 2 neurons of N = {self.N}, got {keep!r}")
+        _check_schedule("pretrain", self.pretrain)
+        if self.pretrain[0] != 0 or self.pretrain[-1] > self.steps:
+            raise ValueError(f"pretrain: GFS's pre-training steps must start at 0 (GFS at "
+                             f"initialization) and end by steps = {self.steps}, "
+                             f"got {self.pretrain!r}")
+        _check_seeds(self.seeds)
+        if not 0 < self.level < 0.5:
+            raise ValueError(f"level: the test-error margin to chance must be in (0, 0.5), "
+                             f"got {self.level!r}")
+
+    def cells(self) -> list[dict]:
+        return [{"mu_norm": mu, "seed": s} for mu in self.mu_norms for s in self.seeds]
+
+    def cell_params(self) -> dict:
+        """What a cell's result depends on besides its signal norm and seed."""
+        from labkit import prune_init as p
+        from labkit.sparsity import random_mask
+        from labkit.store import code_digest
+
+        fields = dataclasses.asdict(self)
+        for name in ("mu_norms", "seeds", "level"):  # the cell's own, or analysis only
+            fields.pop(name)
+        # the code that computes a cell (not the analysis beside it)
+        code = code_digest(p._gen, p.patch_data, p.signs, p.neuron_outputs, p.logits,
+                           p.logistic, p.train_gd, p._errors, p._evaluate, p._loss_at,
+                           p.run_cell, random_mask, "gfs.py")
+        return {**fields, "code": code}
+
+
+DIET_SOURCES = ("mnist32", "cifar10")
+DIET_KINDS = ("random", "easy", "hard", "easy_global")
+
+
+@dataclass(frozen=True, repr=False)  # _Config's repr: one field per line
+class DietConfig(_Config):
+    """Chapter 10: IMP with rewinding on a CIFAR ResNet (``depth``, ``width``) and Paul et
+    al.'s data diets. ``steps`` of SGD per training run (the rate ``lr`` divided by 10 at
+    half and three quarters); ``rewinds``: the rewind steps swept with full-data
+    pre-training; ``diets``: pre-training on ``diet_size`` random, easiest or hardest (EL2N
+    of ``el2n_runs`` networks after ``el2n_steps``) examples for ``diet_step`` steps;
+    ``rounds`` of IMP pruning ``imp_fraction`` of the remaining weights each; linear mode
+    connectivity on ``lmc_alphas`` points. The ``gfs_*`` fields: the bridge, chapter 6's
+    two-layer network on the 5,000 digits pre-trained (or pruned) on fractions
+    ``gfs_fractions`` of them."""
+
+    source: str = "mnist32"
+    image_size: int = 16
+    depth: int = 8
+    width: int = 8
+    batch_size: int = 64
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    steps: int = 150
+    rewinds: tuple[int, ...] = (0, 25)
+    diets: tuple[str, ...] = ("random", "easy")
+    diet_step: int = 25
+    diet_size: int = 400
+    rounds: int = 5
+    imp_fraction: float = 0.5
+    el2n_runs: int = 2
+    el2n_steps: int = 60
+    lmc_alphas: int = 11
+    bn_batches: int = 8
+    lmc_examples: int = 1000
+    seeds: tuple[int, ...] = (0,)
+    match_tol: float = 0.01
+    gfs_N: int = 200
+    gfs_k: int = 50
+    gfs_fractions: tuple[float, ...] = (0.1, 1.0)
+    gfs_checkpoints: tuple[int, ...] = (0, 100, 250, 500, 1000, 1500, 2000)
+    gfs_plateau: tuple[int, ...] = (2500, 3000)
+    gfs_lr: float = 0.5
+    gfs_batch: int = 128
+    gfs_tolerance: float = 0.01
+    gfs_seeds: tuple[int, ...] = (0, 1)
+
+    _positive = ("image_size", "width", "batch_size", "lr", "steps", "diet_size",
+                 "el2n_runs", "el2n_steps", "bn_batches", "lmc_examples", "match_tol",
+                 "gfs_N", "gfs_k", "gfs_lr", "gfs_batch")
+    _non_negative = ("momentum", "weight_decay", "gfs_tolerance")
+    _tied = ("diet_step",)  # must be one of rewinds
+
+    def validate(self):
+        if self.source not in DIET_SOURCES:
+            raise ValueError(f"source: unknown data source {self.source!r}; allowed: "
+                             f"{', '.join(DIET_SOURCES)}")
+        if self.depth < 8 or (self.depth - 2) % 6:
+            raise ValueError(f"depth: a CIFAR ResNet has 6n + 2 layers (8, 14, 20, ...), "
+                             f"got {self.depth}")
+        _check_schedule("rewinds", self.rewinds)
+        late = [t for t in (*self.rewinds, self.diet_step) if t >= self.steps // 2]
+        if late:
+            raise ValueError(f"rewinds: a rewind point must come early, before the first "
+                             f"rate drop at steps/2 = {self.steps // 2}; got {late[0]}")
+        if self.rewinds[0] != 0:
+            raise ValueError(f"rewinds: must include 0 (rewinding to initialization, the "
+                             f"case that fails in Paul et al.), got {self.rewinds!r}")
+        bad = [d for d in self.diets if d not in DIET_KINDS]
+        if bad or len(set(self.diets)) != len(self.diets):
+            raise ValueError(f"diets: distinct names from {', '.join(DIET_KINDS)}, "
+                             f"got {self.diets!r}")
+        if self.diets and (self.diet_step <= 0 or self.diet_step not in self.rewinds):
+            raise ValueError(f"diet_step: pre-training on a diet needs at least one step, "
+                             f"and one of rewinds {self.rewinds!r} (the full-data rewind "
+                             f"point it is compared with), got {self.diet_step}")
+        if not 0 < self.imp_fraction < 1 or self.rounds < 2:
+            raise ValueError(f"imp_fraction: in (0, 1), with rounds >= 2 (round 0 is the "
+                             f"dense network), got {self.imp_fraction!r} and {self.rounds}")
+        if self.lmc_alphas < 3:
+            raise ValueError(f"lmc_alphas: the two ends and a point between, at least 3, "
+                             f"got {self.lmc_alphas}")
+        _check_seeds(self.seeds)
+        _check_seeds(self.gfs_seeds)
+        if 4 * self.gfs_k > self.gfs_N:
+            raise ValueError(f"gfs_k: {self.gfs_k} neurons is more than a quarter of gfs_N "
+                             f"= {self.gfs_N}; pruning means k <= N/4")
+        f = self.gfs_fractions
+        if not f or list(f) != sorted(set(f)) or f[0] <= 0 or f[-1] != 1.0:
+            raise ValueError(f"gfs_fractions: distinct increasing data fractions in (0, 1] "
+                             f"ending at 1.0 (the full set), got {f!r}")
+        _check_schedule("gfs_checkpoints", self.gfs_checkpoints, min_len=2)
+        _check_schedule("gfs_plateau", self.gfs_plateau)
+        if self.gfs_plateau[0] <= self.gfs_checkpoints[-1]:
+            raise ValueError(f"gfs_plateau: after the grid's last checkpoint "
+                             f"({self.gfs_checkpoints[-1]}), got {self.gfs_plateau!r}")
+
+    def cells(self) -> list[dict]:
+        imp = [{"kind": "imp", "seed": s, "diet": "full", "t": t}
+               for s in self.seeds for t in self.rewinds]
+        imp += [{"kind": "imp", "seed": s, "diet": d, "t": self.diet_step}
+                for s in self.seeds for d in self.diets]
+        return imp + [{"kind": "gfs", "seed": s} for s in self.gfs_seeds]
+
+    def cell_params(self, kind: str) -> dict:
+        """What a cell of ``kind`` depends on besides its own parameters."""
+        from labkit import diet as D
+        from labkit.deeptrain import augment
+        from labkit.store import code_digest
+
+        fields = dataclasses.asdict(self)
+        if kind == "gfs":
+            keep = [k for k in fields if k.startswith("gfs_") and k != "gfs_seeds"]
+            code = code_digest(D._two_layer_data, D._gfs_accuracy, D.gfs_cell, "gfs.py",
+                               "model.py", "data.py")
+        else:
+            analysis = ("rewinds", "diets", "seeds", "match_tol")
+            keep = [k for k in fields if not k.startswith("gfs_") and k not in analysis]
+            code = code_digest(D._Block, D.CifarResNet, D.build, D.load_data, D.rate,
+                               D._batch, D.train, D._logits, D.test_error, D.el2n_scores,
+                               D.diet_pool, D._state, D.lmc, D.run_cell, augment,
+                               "sparsity.py", "deepdata.py")
+        return {**{k: fields[k] for k in keep}, "code": code}
+
+
 # named here, not imported, so that `import labkit` does not load torchvision
 DEEP_ARCHS = ("resnet34", "mobilenet_v2")
 DEEP_SOURCES = ("mnist32", "cifar10", "imagenet")
@@ -697,6 +905,51 @@ PRESETS: dict[str, dict[str, _Config]] = {
     # digits run at its narrower width, the step halved, kept, doubled and quadrupled
     "fig1_lr": {
         mode: Fig1Config(widths=(200,), lr_sweep=(0.25, 0.5, 1.0, 2.0))
+        for mode in ("quick", "full")
+    },
+    "prune_init": {
+        "quick": PruneInitConfig(),
+        # GPU: the paper's kind of over-parameterization, pushed further (d = 20,000)
+        "full": PruneInitConfig(m=300, d=20000, mu_norms=(2.0, 3.0, 4.0), N=200,
+                                steps=1000, pretrain=(0, 10, 30, 100, 300, 1000),
+                                seeds=tuple(range(10))),
+    },
+    # chapter 9's archived CPU run (the same in both modes): three signal strengths,
+    # d = 3,000, 150 points, 10 seeds
+    "prune_init_cpu": {
+        mode: PruneInitConfig(m=150, d=3000, mu_norms=(1.5, 2.0, 3.0),
+                              seeds=tuple(range(10)))
+        for mode in ("quick", "full")
+    },
+    "diet": {
+        # quick: IMP at 50% per round, to 6% of the weights in five rounds
+        "quick": DietConfig(),
+        # Paul et al.'s CIFAR-10 ResNet-20 (open_lth: batch 128, lr 0.1, momentum 0.9, wd
+        # 1e-4, 62,400 steps), IMP at 20% per round, rewinds 0-2,000, subsets of 5,000
+        # images, EL2N of 10 networks after 20 epochs
+        "full": DietConfig(source="cifar10", image_size=32, depth=20, width=16,
+                           batch_size=128, steps=62400,
+                           rewinds=(0, 100, 200, 400, 800, 2000),
+                           diets=("random", "easy", "hard", "easy_global"), diet_step=400,
+                           diet_size=5000,
+                           rounds=16, imp_fraction=0.2, el2n_runs=10, el2n_steps=7800,
+                           lmc_alphas=30, seeds=(0, 1, 2), gfs_N=800, gfs_k=200,
+                           gfs_fractions=(0.1, 0.25, 0.5, 1.0),
+                           gfs_checkpoints=(0, 250, 500, 1000, 1500, 2000, 3000, 4000, 5000,
+                                            6000, 7000, 8000),
+                           gfs_plateau=(10000, 12000), gfs_seeds=(0, 1, 2)),
+    },
+    # chapter 10's archived CPU run (the same in both modes): open_lth's 20% per round to
+    # 2.3% of the weights, rewinds 0-100, the four diets, 3 seeds
+    "diet_cpu": {
+        mode: DietConfig(steps=300, rewinds=(0, 10, 25, 50, 100),
+                         diets=("random", "easy", "hard", "easy_global"), rounds=18,
+                         imp_fraction=0.2,
+                         el2n_runs=4, seeds=(0, 1, 2), gfs_N=400, gfs_k=100,
+                         gfs_fractions=(0.1, 0.25, 0.5, 1.0),
+                         gfs_checkpoints=(0, 100, 250, 500, 750, 1000, 1500, 2000, 2500,
+                                          3000), gfs_plateau=(4000, 5000),
+                         gfs_seeds=(0, 1, 2))
         for mode in ("quick", "full")
     },
     "table1": {

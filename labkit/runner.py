@@ -164,7 +164,7 @@ def _varying(cells: list[dict]) -> list[str]:
 
 
 def _label(cell: dict, keys) -> str:
-    return " ".join(f"{k}={cell[k]}" for k in keys) or "the cell"
+    return " ".join(f"{k}={cell[k]}" for k in keys if k in cell) or "the cell"
 
 
 def plan(name: str, cells: list[dict], *, store: ResultStore, work, device) -> pd.DataFrame:
@@ -178,7 +178,7 @@ def plan(name: str, cells: list[dict], *, store: ResultStore, work, device) -> p
     for cell in cells:
         done = store.load(name, cell) is not None
         seconds = store.seconds(name, cell) if done else None
-        rows.append({**{k: cell[k] for k in keys}, "status": "done" if done else "todo",
+        rows.append({**{k: cell.get(k) for k in keys}, "status": "done" if done else "todo",
                      "work_gflop": work(cell) / 1e9 if work else float("nan"),
                      "seconds": float("nan") if seconds is None else seconds})
     table = pd.DataFrame(rows)

@@ -107,10 +107,16 @@ def _variants(value):
     if isinstance(value, tuple):  # reversed: for a field paired with another (archs, widths)
         # fractions halved: for a field whose length is tied to another (targets)
         halved = tuple(v * 0.5 if isinstance(v, float) else v for v in value)
-        return [v for v in (value + value[-1:], value[:-1], value[::-1], halved) if v != value]
+        grown = []  # one more distinct value: for increasing schedules that must keep their
+        if all(isinstance(v, (int, float)) for v in value):  # ends (0 first, 1.0 last)
+            grown = ([value + (value[-1] + 1,), value[:-1] + (value[-1] - 1,) + value[-1:]]
+                     if isinstance(value[-1], int) else [(value[0] / 2,) + value])
+        return [v for v in (value + value[-1:], value[:-1], value[::-1], halved, *grown)
+                if v and v != value]
     if isinstance(value, float):  # zero (a momentum switched off) has no multiples
         return [value * 0.5, value * 2] if value else [0.5, 0.1]
-    return [value + 1, value - 1]
+    # +2 and +6: for sizes that must stay even (N = 2 x per class) or 6n + 2 (ResNet depth)
+    return [value + 1, value - 1, value + 2, value + 6]
 
 
 @pytest.mark.parametrize("name", sorted(config.PRESETS))

@@ -17,6 +17,7 @@ each rule fails on a figure that breaks it.
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 from pathlib import Path
@@ -179,6 +180,43 @@ def _step_table():
     return pd.DataFrame(rows)
 
 
+@functools.lru_cache(maxsize=1)
+def _prune_init_run():
+    """A small real chapter 9 run (about a second): two signal norms, two seeds."""
+    import tempfile
+
+    from labkit import prune_init
+
+    cfg = config.get("prune_init", m=10, m_test=50, d=40, N=16, mu_norms=(1.0, 3.0),
+                     steps=20, fractions=(0.0, 0.5, 0.9, 0.99), keep=(0.125, 0.25, 0.5),
+                     pretrain=(0, 5, 20), seeds=(0, 1))
+    with tempfile.TemporaryDirectory() as out:
+        table = prune_init.run_prune_init(cfg, out=out)
+    return table, prune_init.threshold_summary(prune_init.prune_thresholds(table, 0.05)), \
+        prune_init.bridge_summary(table)
+
+
+def _diet_config():
+    return config.get("diet", image_size=8, width=2, steps=20, rewinds=(0, 5), diets=("random",),
+                      diet_step=5, diet_size=50, rounds=3, lmc_alphas=3, bn_batches=2,
+                      lmc_examples=50, seeds=(0, 1), gfs_N=20, gfs_k=5,
+                      gfs_fractions=(0.5, 1.0), gfs_checkpoints=(0, 10, 20),
+                      gfs_plateau=(30,), gfs_batch=16, gfs_seeds=(0, 1))
+
+
+@functools.lru_cache(maxsize=1)
+def _diet_run():
+    """A small real chapter 10 run (seconds): a width-2 ResNet-8 on 8x8 digits."""
+    import tempfile
+
+    from labkit import diet
+
+    cfg = _diet_config()
+    with tempfile.TemporaryDirectory() as out:
+        table = diet.run_diet(cfg, out=out)
+    return table, diet.gfs_red_line(table, cfg.gfs_plateau[0], 0.2)
+
+
 MODEL = lk.CostModel(overhead_s=2e-5, s_per_entry=1e-9, latency_s=3e-5, bandwidth_Bps=2e9)
 
 
@@ -215,6 +253,11 @@ def _figures(threshold_run, fig1_run):
         "plot_speedup": lambda: lk.plot_speedup(MODEL, 2000, widths=(10**3, 10**4),
                                                 nprocs=(2, 4), channels=(64, 512)),
         "plot_channel_distributed": lambda: lk.plot_channel_distributed(*_figure4()),
+        "plot_prune_fraction": lambda: lk.plot_prune_fraction(*_prune_init_run()[:2]),
+        "plot_prune_bridge": lambda: lk.plot_prune_bridge(_prune_init_run()[2]),
+        "plot_imp": lambda: lk.plot_imp(lk.imp_summary(_diet_run()[0])),
+        "plot_lmc": lambda: lk.plot_lmc(_diet_run()[0]),
+        "plot_gfs_diet": lambda: lk.plot_gfs_diet(*_diet_run()),
     }
 
 
@@ -239,7 +282,9 @@ FIGURES = ["plot_polytopes", "plot_loss_vs_k", "plot_lemma1", "plot_lemma3",
            "plot_form", "plot_sigma_min", "plot_kappa",
            "plot_condition", "plot_fig1", "plot_fig1_heatmap", "plot_methods", "plot_red_line_lr",
            "plot_deep_table",
-           "plot_step_times", "plot_speedup", "plot_channel_distributed"]
+           "plot_step_times", "plot_speedup", "plot_channel_distributed",
+           "plot_prune_fraction", "plot_prune_bridge", "plot_imp", "plot_lmc",
+           "plot_gfs_diet"]
 
 
 def test_every_figure_function_is_tested():

@@ -3,8 +3,8 @@
 Styling lives here so chapters stay one call per figure (book design, sections 6 and 10).
 Every figure is drawn in one house style (:mod:`~labkit.plotting.style`: ``RC``, applied by
 ``_styled``); the figures themselves are in :mod:`~labkit.plotting.theory` (chapters 1-3 and 5),
-:mod:`~labkit.plotting.threshold` (chapter 4) and :mod:`~labkit.plotting.experiments`
-(chapters 6-8):
+:mod:`~labkit.plotting.threshold` (chapter 4), :mod:`~labkit.plotting.experiments`
+(chapters 6-8) and :mod:`~labkit.plotting.neighbours` (chapters 9-10):
 
 - at most :data:`COLUMN_PX` pixels wide at :data:`DPI`, so the page shows it at its natural
   size, and every text at least 10 pt there (:data:`MIN_FONT_PT`);
@@ -25,6 +25,13 @@ from labkit.plotting.experiments import (
     plot_red_line_lr,
     plot_speedup,
     plot_step_times,
+)
+from labkit.plotting.neighbours import (
+    plot_gfs_diet,
+    plot_imp,
+    plot_lmc,
+    plot_prune_bridge,
+    plot_prune_fraction,
 )
 from labkit.plotting.style import COLUMN_PX, DPI, MIN_FONT_PT, ONE, RC, TWO, show
 from labkit.plotting.theory import (
@@ -52,6 +59,7 @@ __all__ = [
     "plot_lemma1",
     "plot_lemma3", "plot_loss_vs_k", "plot_methods",
     "plot_red_line_lr", "plot_movement", "plot_polytopes",
+    "plot_gfs_diet", "plot_imp", "plot_lmc", "plot_prune_bridge", "plot_prune_fraction",
     "plot_pruned_vs_t", "plot_sigma_min", "plot_kappa",
     "plot_speedup", "plot_step_times", "plot_threshold", "show",
 ]
