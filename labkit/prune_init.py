@@ -188,6 +188,26 @@ def run_cell(cfg, cell: dict, device="cpu") -> dict:
     return {"sweep": sweep, "bridge": bridge}
 
 
+def gfs_classes(cfg, seed: int, mu_norm: float, t: int = 0) -> pd.DataFrame:
+    """Which filters GFS picks from the dense network after ``t`` steps (the bridge's
+    selection, recomputed for one seed): per kept fraction, how many vote for each class."""
+    (X, y), N = patch_data(cfg.m, cfg.d, mu_norm, cfg.sigma_p, _gen(seed, _DATA)), cfg.N
+    W = torch.randn(N, cfg.d, generator=_gen(seed, _INIT)) * cfg.init_scale
+    s = signs(N)
+    if t:
+        W = train_gd(W[None], torch.ones_like(W)[None], s[None], X, y, steps=t, lr=cfg.lr,
+                     power=cfg.power)[0][0]
+    Phi = neuron_outputs(W[None], torch.ones_like(W)[None], s[None], X, cfg.power)[0]
+    rows = []
+    for keep in cfg.keep:
+        k = round(keep * N)
+        S = greedy_forward_selection(Phi, (y + 1) / 2, k, loss="bce", replacement=False).order
+        rows.append({"keep": keep, "k": k, "t": t, "votes_plus": int((s[S] > 0).sum()),
+                     "votes_minus": int((s[S] < 0).sum()),
+                     "share_plus_labels": float((y > 0).float().mean())})
+    return pd.DataFrame(rows)
+
+
 def _rows(cell: dict, payload: dict) -> pd.DataFrame:
     sweep = payload["sweep"]
     rows = []
@@ -354,9 +374,11 @@ def prune_init_verdicts(quick: pd.DataFrame, archived: pd.DataFrame, level: floa
       within ``level`` of the dense network's up to at least half the weights pruned;
     - *improves with the fraction, within limits*: some fraction's test error is below the
       dense network's with a Bonferroni 95% interval below 0 (at some signal norm);
-    - *above a threshold, memorizes noise and guesses*: past every seed's threshold the
-      training error is still 0 while the test error is within ``level`` of chance, and the
-      noise patch carries more of the training margin than the signal patch.
+    - *above a threshold, memorizes noise and guesses*: past every seed's threshold every
+      run still fits its training set and every run's test error is within ``level`` of
+      chance (*partly*: every run fits and at least half are at chance); the share of runs
+      whose signal patch keeps under a tenth of the dense network's margin (the fit comes
+      from the noise) is reported beside it.
     """
     def facts(table):
         th = prune_thresholds(table, level)
@@ -376,8 +398,9 @@ def prune_init_verdicts(quick: pd.DataFrame, archived: pd.DataFrame, level: floa
             above = g[g["fraction"] > last] if not np.isnan(last) else g.iloc[:0]
             if len(above):
                 memo.append(float((above["train_error"] == 0).mean()))
-                guess.append(float(above["test_error"].mean()))
-                noise_wins.append(float((above["noise_margin"] > above["signal_margin"])
+                guess.append(float((above["test_error"] >= 0.5 - level).mean()))
+                dense_signal = g.loc[g["fraction"] == 0, "signal_margin"].mean()
+                noise_wins.append(float((above["signal_margin"] < 0.1 * dense_signal)
                                         .mean()))
         best = imp.loc[imp["high"] < 0]
         return {"th": th, "fits": min(fits), "as_good": min(as_good), "imp": imp,
@@ -403,14 +426,13 @@ def prune_init_verdicts(quick: pd.DataFrame, archived: pd.DataFrame, level: floa
     def memo_text(f):
         if not f["memo"]:
             return f"no fraction past every seed's threshold ({f['censored']} censored)"
-        return (f"past every threshold: {min(f['memo']):.0%} fit the training set, test "
-                f"error {min(f['guess']):.3f}-{max(f['guess']):.3f}, noise margin larger "
-                f"in {min(f['noise_wins']):.0%}")
+        return (f"past every seed's threshold: {min(f['memo']):.0%} of runs fit the "
+                f"training set, {min(f['guess']):.0%} are within {level:g} of chance, "
+                f"{min(f['noise_wins']):.0%} keep under 10% of the dense signal margin")
 
     fits = a["fits"] == 1 and a["as_good"] >= 0.5
-    memo = bool(a["memo"]) and min(a["memo"]) == 1 and min(a["guess"]) >= 0.5 - level \
-        and min(a["noise_wins"]) > 0.5
-    guess_only = bool(a["memo"]) and min(a["guess"]) >= 0.5 - level
+    memo = bool(a["memo"]) and min(a["memo"]) == 1 and min(a["guess"]) == 1
+    guess_only = bool(a["memo"]) and min(a["memo"]) == 1 and min(a["guess"]) >= 0.5
     rows = [
         ("Below a threshold on the pruning fraction, GD drives the training loss to zero "
          "and the network generalizes", fit_text(q), fit_text(a),
