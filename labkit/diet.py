@@ -609,20 +609,24 @@ def diet_verdicts(quick: pd.DataFrame, archived: pd.DataFrame, tol: float) -> pd
 
     (rq, dq, lq), (ra, da, la) = facts(quick), facts(archived)
 
+    def ci(b, col):
+        if np.isnan(b["low"]):
+            return f"{b[col]:+.3f} (one seed: no interval)"
+        return f"{b[col]:+.3f} [{b['low']:+.3f}, {b['high']:+.3f}]"
+
     def rewind_text(r):
         if not len(r):
             return "no rewind point after 0"
         b = r.sort_values("minus_step0").iloc[0]
-        return (f"best t = {int(b['t'])}: {b['minus_step0']:+.3f} "
-                f"[{b['low']:+.3f}, {b['high']:+.3f}] at the sparsest round")
+        return (f"best rewind step {int(b['t'])} minus step 0: {ci(b, 'minus_step0')} at the "
+                f"sparsest round")
 
     def diet_text(d, diet):
         row = d[d["diet"] == diet]
         if not len(row):
             return "not run"
         b = row.iloc[0]
-        return (f"{diet} minus full at t = {int(b['t'])}: {b['minus_full']:+.3f} "
-                f"[{b['low']:+.3f}, {b['high']:+.3f}]")
+        return f"{diet} minus full data at step {int(b['t'])}: {ci(b, 'minus_full')}"
 
     def lmc_text(lm):
         rho, p = lm["connected"]

@@ -139,9 +139,9 @@ def select_cells(cells: list[dict], only: dict | None) -> list[dict]:
         if key not in keys:
             raise ValueError(f"--only: {key!r} is not a cell parameter; allowed: "
                              f"{', '.join(keys)}")
-    chosen = [c for c in cells if all(c[k] in v for k, v in only.items())]
+    chosen = [c for c in cells if all(c.get(k) in v for k, v in only.items())]
     if not chosen:
-        values = {k: _distinct(c[k] for c in cells) for k in only}
+        values = {k: _distinct(c[k] for c in cells if k in c) for k in only}
         raise ValueError("--only: no cell matches " + ", ".join(
             f"{k} in {v}" for k, v in only.items()) + "; the cells have " + "; ".join(
             f"{k}: {', '.join(vals)}" for k, vals in values.items()))
