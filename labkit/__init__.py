@@ -202,6 +202,7 @@ _LAZY = {
     "prune_init_verdicts": ("labkit.prune_init", "prune_init_verdicts"),
     "load_prune_init_archive": ("labkit.prune_init", "load_prune_init_archive"),
     "patch_data": ("labkit.prune_init", "patch_data"),
+    "gfs_classes": ("labkit.prune_init", "gfs_classes"),
     # chapter 10: lottery tickets on a data diet (Paul et al. 2022)
     "run_diet": ("labkit.diet", "run_diet"),
     "imp_summary": ("labkit.diet", "imp_summary"),

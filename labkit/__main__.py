@@ -125,7 +125,7 @@ EXPERIMENTS = {
              "connectivity, and GFS's threshold against the pre-training data"),
     "diet_cpu": (_diet, _diet_summary,
                  "chapter 10, the archived CPU run: ResNet-8 on 16x16 digits, IMP at 20% to "
-                 "2.3%, rewinds 0-100, four diets, 3 seeds"),
+                 "2.2%, rewinds 0-100, four diets, 3 seeds"),
     "table1": (_table, _table_summary,
                "Table 1: channel GFS on ResNet34/MobileNetV2 at pre-training checkpoints, "
                "CIFAR10 sub-datasets ($LABKIT_CIFAR_DIR) in full mode"),

@@ -940,7 +940,7 @@ PRESETS: dict[str, dict[str, _Config]] = {
                            gfs_plateau=(10000, 12000), gfs_seeds=(0, 1, 2)),
     },
     # chapter 10's archived CPU run (the same in both modes): open_lth's 20% per round to
-    # 2.3% of the weights, rewinds 0-100, the four diets, 3 seeds
+    # 2.2% of the weights, rewinds 0-100, the four diets, 3 seeds
     "diet_cpu": {
         mode: DietConfig(steps=300, rewinds=(0, 10, 25, 50, 100),
                          diets=("random", "easy", "hard", "easy_global"), rounds=18,
