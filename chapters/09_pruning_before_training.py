@@ -275,7 +275,7 @@ pd.concat([lk.gfs_classes(cfg, seed, cfg.mu_norms[0]) for seed in cfg.seeds],
 # (`python -m labkit run prune_init_cpu --out results/archive`, about 40 CPU-minutes).
 
 # %%
-arch, arch_info = lk.load_prune_init_archive("prune_init_cpu")
+arch, arch_info = lk.load_archive("prune_init_cpu")
 print(f"{arch_info['cells_done']} of {arch_info['cells_total']} cells, "
       f"{arch_info['cell_seconds'] / 60:.0f} min of compute, revision "
       f"{arch_info['git_revision'][:7]}")

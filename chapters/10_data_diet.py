@@ -235,7 +235,7 @@ lk.show(fig, "fig-gfs-diet-quick")
 # iterations (`python -m labkit run diet_cpu --out results/archive`).
 
 # %%
-arch, arch_info = lk.load_diet_archive("diet_cpu")
+arch, arch_info = lk.load_archive("diet_cpu")
 arch_cfg = lk.config.get("diet_cpu")
 print(f"{arch_info['cells_done']} of {arch_info['cells_total']} cells, "
       f"{arch_info['cell_seconds'] / 60:.0f} min of compute, revision "

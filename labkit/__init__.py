@@ -200,7 +200,6 @@ _LAZY = {
     "bridge_summary": ("labkit.prune_init", "bridge_summary"),
     "bridge_winners": ("labkit.prune_init", "bridge_winners"),
     "prune_init_verdicts": ("labkit.prune_init", "prune_init_verdicts"),
-    "load_prune_init_archive": ("labkit.prune_init", "load_prune_init_archive"),
     "patch_data": ("labkit.prune_init", "patch_data"),
     "gfs_classes": ("labkit.prune_init", "gfs_classes"),
     # chapter 10: lottery tickets on a data diet (Paul et al. 2022)
@@ -214,7 +213,6 @@ _LAZY = {
     "gfs_red_line": ("labkit.diet", "gfs_red_line"),
     "gfs_red_summary": ("labkit.diet", "gfs_red_summary"),
     "diet_verdicts": ("labkit.diet", "diet_verdicts"),
-    "load_diet_archive": ("labkit.diet", "load_diet_archive"),
     "diet_pool": ("labkit.diet", "diet_pool"),
     "load_diet_data": ("labkit.diet", "load_data"),
     # the lottery-ticket tools (chapters 9-10)

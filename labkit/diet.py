@@ -426,13 +426,6 @@ def run_diet(cfg, *, out, device=None, name: str = NAME, only=None,
 
 # ---- analysis (not part of a cell's key) -------------------------------------------------
 
-def load_diet_archive(name: str = "diet_cpu") -> tuple[pd.DataFrame, dict]:
-    """The archived run's table and manifest (``results/archive/<name>``)."""
-    from labkit.runner import load_archive
-
-    return load_archive(name)
-
-
 def _interval(values) -> tuple[float, float, float]:
     from labkit.growth import t_interval
 

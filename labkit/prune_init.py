@@ -261,13 +261,6 @@ def run_prune_init(cfg, *, out, device=None, name: str = NAME, only=None,
 
 # ---- analysis (not part of a cell's key) -------------------------------------------------
 
-def load_prune_init_archive(name: str = "prune_init_cpu") -> tuple[pd.DataFrame, dict]:
-    """The archived run's table and manifest (``results/archive/<name>``)."""
-    from labkit.runner import load_archive
-
-    return load_archive(name)
-
-
 def _crossing(fractions, errors, target: float) -> float:
     """The first pruning fraction at which ``errors`` reaches ``target``, interpolated
     linearly in ``log(1 - fraction)`` (the kept fraction's log) between grid points; NaN
