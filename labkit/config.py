@@ -462,7 +462,7 @@ class PruneInitConfig(_Config):
     ``fractions``: the pruning fractions (0, the dense network, first); the bridge keeps a
     fraction ``keep`` of the network (the same number of weights: a random mask at
     ``1 - keep``, or ``keep * N`` whole neurons, random or by GFS after each of
-    ``pretrain`` steps)."""
+    ``pretrain`` steps; ``keep`` at most 1/4)."""
 
     m: int = 50
     m_test: int = 2000
@@ -501,9 +501,10 @@ class PruneInitConfig(_Config):
             raise ValueError(f"fractions: need at least 4 to locate a threshold, got {f!r}")
         for keep in self.keep:
             k = round(keep * self.N)
-            if not 0 < keep <= 0.5 or k < 2:
-                raise ValueError(f"keep: fractions kept in (0, 0.5] (a real pruning) with "
-                                 f"at least 2 neurons of N = {self.N}, got {keep!r}")
+            if not 0 < keep <= 0.25 or k < 2:  # k <= N/4, as Figure 1's sweeps
+                raise ValueError(f"keep: fractions kept in (0, 0.25] (a real pruning, "
+                                 f"k <= N/4) with at least 2 neurons of N = {self.N}, "
+                                 f"got {keep!r}")
         _check_schedule("pretrain", self.pretrain)
         if self.pretrain[0] != 0 or self.pretrain[-1] > self.steps:
             raise ValueError(f"pretrain: GFS's pre-training steps must start at 0 (GFS at "

@@ -187,8 +187,8 @@ def _prune_init_run():
 
     from labkit import prune_init
 
-    cfg = config.get("prune_init", m=10, m_test=50, d=40, N=16, mu_norms=(1.0, 3.0),
-                     steps=20, fractions=(0.0, 0.5, 0.9, 0.99), keep=(0.125, 0.25, 0.5),
+    cfg = config.get("prune_init", m=10, m_test=50, d=40, N=32, mu_norms=(1.0, 3.0),
+                     steps=20, fractions=(0.0, 0.5, 0.9, 0.99), keep=(0.0625, 0.125, 0.25),
                      pretrain=(0, 5, 20), seeds=(0, 1))
     with tempfile.TemporaryDirectory() as out:
         table = prune_init.run_prune_init(cfg, out=out)
