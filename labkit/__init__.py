@@ -78,6 +78,8 @@ from labkit.plotting import (
     plot_sigma_min,
     plot_speedup,
     plot_step_times,
+    plot_stop_points,
+    plot_stop_tradeoff,
     plot_threshold,
     show,
 )
@@ -127,6 +129,7 @@ __all__ = [
     "plot_red_line_lr",
     "plot_polytopes", "plot_prune_bridge", "plot_prune_fraction", "plot_pruned_vs_t",
     "plot_sigma_min", "plot_kappa", "plot_speedup", "plot_step_times", "plot_threshold",
+    "plot_stop_points", "plot_stop_tradeoff",
     "plot_channel_distributed",
     "polytope_gap",
     "polytope_gap_table", "polytope_min", "pretrained_teacher_student",
@@ -221,6 +224,21 @@ _LAZY = {
     "el2n": ("labkit.sparsity", "el2n"),
     "error_barrier": ("labkit.sparsity", "error_barrier"),
     "random_mask": ("labkit.sparsity", "random_mask"),
+    # chapter 11: stopping rules for pre-training
+    "EarlyTicket": ("labkit.stopping", "EarlyTicket"),
+    "BoundRule": ("labkit.stopping", "BoundRule"),
+    "StabilityRule": ("labkit.stopping", "StabilityRule"),
+    "EarlyBirdRule": ("labkit.stopping", "EarlyBirdRule"),
+    "stop_index": ("labkit.stopping", "stop_index"),
+    "pruning_term": ("labkit.stopping", "pruning_term"),
+    "observe_ticket": ("labkit.stopping", "observe"),
+    "run_stopping": ("labkit.trajectories", "run_stopping"),
+    "rule_stops": ("labkit.trajectories", "rule_stops"),
+    "stop_summary": ("labkit.trajectories", "stop_summary"),
+    "rule_reliability": ("labkit.trajectories", "reliability"),
+    "reliability_view": ("labkit.trajectories", "reliability_view"),
+    "check_costs": ("labkit.trajectories", "check_costs"),
+    "chapter4_trajectories": ("labkit.trajectories", "chapter4_table"),
 }
 __all__ += sorted(_LAZY)
 

@@ -95,6 +95,20 @@ def _diet_summary(cfg, table, name) -> str:
     return f"IMP test error per round (mean over seeds):\n{mean.round(4).to_string()}"
 
 
+def _stopping(cfg, out, device, name, **opts):
+    from labkit.trajectories import run_stopping
+
+    return run_stopping(cfg, out=out, device=device, name=name, **opts)
+
+
+def _stopping_summary(cfg, table, name) -> str:
+    from labkit.trajectories import rule_stops, stop_summary
+
+    summary = stop_summary(rule_stops(table, cfg))
+    view = summary[["testbed", "setting", "rule", "fired", "saved", "cost"]]
+    return f"pre-training saved and cost per rule (mean over seeds):\n{view.round(3).to_string()}"
+
+
 # name -> (the sweep, its printed summary, what it is)
 EXPERIMENTS = {
     "threshold": (_threshold, _threshold_summary,
@@ -126,6 +140,12 @@ EXPERIMENTS = {
     "diet_cpu": (_diet, _diet_summary,
                  "chapter 10, the archived CPU run: ResNet-8 on 16x16 digits, IMP at 20% to "
                  "2.2%, rewinds 0-100, four diets, 3 seeds"),
+    "stopping": (_stopping, _stopping_summary,
+                 "chapter 11: stopping rules for pre-training (the bound, GFS selection "
+                 "stability, Early-Bird) on every testbed's trajectories"),
+    "stopping_cpu": (_stopping, _stopping_summary,
+                     "chapter 11, the archived CPU run: teacher-student m = 64-256, digits, "
+                     "MNIST-1D, ResNet34 and MobileNetV2 stand-ins, 5 seeds"),
     "table1": (_table, _table_summary,
                "Table 1: channel GFS on ResNet34/MobileNetV2 at pre-training checkpoints, "
                "CIFAR10 sub-datasets ($LABKIT_CIFAR_DIR) in full mode"),

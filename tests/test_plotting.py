@@ -258,7 +258,28 @@ def _figures(threshold_run, fig1_run):
         "plot_imp": lambda: lk.plot_imp(lk.imp_summary(_diet_run()[0])),
         "plot_lmc": lambda: lk.plot_lmc(_diet_run()[0]),
         "plot_gfs_diet": lambda: lk.plot_gfs_diet(*_diet_run()),
+        "plot_stop_tradeoff": lambda: lk.plot_stop_tradeoff(_stopping_run()[2]),
+        "plot_stop_points": lambda: lk.plot_stop_points(
+            *_stopping_run()[:2], ["bound c=0.1", "stability tol=0.1", "Early-Bird tol=0.1"]),
     }
+
+
+@functools.cache
+def _stopping_run():
+    """Chapter 11's experiment at a tiny size (about a second): the table, the stops and
+    their summary."""
+    import tempfile
+
+    from labkit import trajectories as tr
+
+    cfg = config.StoppingConfig(testbeds=("teacher_student", "mnist1d"), seeds=(0, 1),
+                                ts_m=(8,), ts_N=64, ts_k=4, ts_steps=60, ts_every=10,
+                                fig1_N=40, fig1_k=10, fig1_steps=60, fig1_every=10,
+                                mnist1d_size=100, window=2)
+    with tempfile.TemporaryDirectory() as out:
+        table = tr.run_stopping(cfg, out=out)
+    stop = tr.rule_stops(table, cfg)
+    return table, stop, tr.stop_summary(stop)
 
 
 def _figure4():
@@ -284,7 +305,7 @@ FIGURES = ["plot_polytopes", "plot_loss_vs_k", "plot_lemma1", "plot_lemma3",
            "plot_deep_table",
            "plot_step_times", "plot_speedup", "plot_channel_distributed",
            "plot_prune_fraction", "plot_prune_bridge", "plot_imp", "plot_lmc",
-           "plot_gfs_diet"]
+           "plot_gfs_diet", "plot_stop_tradeoff", "plot_stop_points"]
 
 
 def test_every_figure_function_is_tested():

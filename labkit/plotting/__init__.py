@@ -4,7 +4,8 @@ Styling lives here so chapters stay one call per figure (book design, sections 6
 Every figure is drawn in one house style (:mod:`~labkit.plotting.style`: ``RC``, applied by
 ``_styled``); the figures themselves are in :mod:`~labkit.plotting.theory` (chapters 1-3 and 5),
 :mod:`~labkit.plotting.threshold` (chapter 4), :mod:`~labkit.plotting.experiments`
-(chapters 6-8) and :mod:`~labkit.plotting.neighbours` (chapters 9-10):
+(chapters 6-8), :mod:`~labkit.plotting.neighbours` (chapters 9-10) and
+:mod:`~labkit.plotting.stopping` (chapter 11):
 
 - at most :data:`COLUMN_PX` pixels wide at :data:`DPI`, so the page shows it at its natural
   size, and every text at least 10 pt there (:data:`MIN_FONT_PT`);
@@ -33,6 +34,7 @@ from labkit.plotting.neighbours import (
     plot_prune_bridge,
     plot_prune_fraction,
 )
+from labkit.plotting.stopping import plot_stop_points, plot_stop_tradeoff
 from labkit.plotting.style import COLUMN_PX, DPI, MIN_FONT_PT, ONE, RC, TWO, show
 from labkit.plotting.theory import (
     draw_polytope,
@@ -53,6 +55,7 @@ from labkit.plotting.threshold import (
 )
 
 __all__ = [
+    "plot_stop_points", "plot_stop_tradeoff",
     "COLUMN_PX", "DPI", "MIN_FONT_PT", "ONE", "RC", "TWO", "draw_polytope",
     "plot_channel_distributed", "plot_condition",
     "plot_deep_table", "plot_dense_vs_t", "plot_fig1", "plot_fig1_heatmap", "plot_form",
