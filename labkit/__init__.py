@@ -237,6 +237,7 @@ _LAZY = {
     "stop_summary": ("labkit.trajectories", "stop_summary"),
     "rule_reliability": ("labkit.trajectories", "reliability"),
     "reliability_view": ("labkit.trajectories", "reliability_view"),
+    "stop_view": ("labkit.trajectories", "stop_view"),
     "check_costs": ("labkit.trajectories", "check_costs"),
     "chapter4_trajectories": ("labkit.trajectories", "chapter4_table"),
 }

@@ -302,6 +302,19 @@ def stop_summary(stop: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def stop_view(summary: pd.DataFrame) -> pd.DataFrame:
+    """:func:`stop_summary` for reading: saved and cost in percent, each ``mean [lo, hi]``
+    (cost: accuracy points, or the relative rise of the pruned loss)."""
+    def cell(row, name):
+        lo, mid, hi = (100 * row[f"{name}_lo"], 100 * row[name], 100 * row[f"{name}_hi"])
+        return f"{mid:.1f} [{lo:.1f}, {hi:.1f}]"
+
+    out = summary[["testbed", "setting", "rule", "fired"]].copy()
+    out["saved %"] = summary.apply(cell, axis=1, name="saved")
+    out["cost %"] = summary.apply(cell, axis=1, name="cost")
+    return out.set_index(["testbed", "setting", "rule"])
+
+
 def reliability(summary: pd.DataFrame, cfg) -> pd.DataFrame:
     """Which rule is reliable where: a rule is *safe* on a setting when the upper end of
     its cost interval is within the testbed's tolerance (``acc_tol`` accuracy points,
@@ -328,8 +341,9 @@ def reliability_view(flags: pd.DataFrame) -> pd.DataFrame:
 
 
 def check_costs(table: pd.DataFrame) -> pd.DataFrame:
-    """The monitor's own cost per testbed: the median seconds of one check (an observation
-    with GFS) and the largest ``D_hat / D`` gap of the two-sweep diameter."""
-    return table.groupby("testbed", sort=False).agg(
+    """The monitor's own cost per setting: the median milliseconds of one check (an
+    observation with GFS) and the largest ``D_hat / D`` gap of the two-sweep diameter
+    (its smallest ratio; NaN on the channel networks, which have no bound rule)."""
+    return table.groupby(["testbed", "setting"], sort=False).agg(
         check_ms=("check_s", lambda s: 1e3 * float(np.median(s))),
         D_ratio_min=("D_ratio", "min")).reset_index()

@@ -313,6 +313,12 @@ def test_stops_saving_and_cost_by_hand():
     row = summary[summary["rule"] == "stability tol=0"].iloc[0]
     assert row["saved"] == pytest.approx(np.mean([1 - 40 / 70, 1 - 60 / 70]))
     assert row["saved_lo"] < row["saved"] < row["saved_hi"]
+    # the reading view: percent, the t-interval by hand (two seeds: t_{0.975, 1} = 12.706)
+    saved = np.array([1 - 40 / 70, 1 - 60 / 70])
+    half = 12.706 * saved.std(ddof=1) / np.sqrt(2)
+    view = tr.stop_view(summary).loc[("digits", "s", "stability tol=0")]
+    assert view["saved %"] == (f"{100 * saved.mean():.1f} [{100 * (saved.mean() - half):.1f}, "
+                               f"{100 * (saved.mean() + half):.1f}]")
 
 
 def test_tiny_run_through_the_same_code_path(tmp_path):
