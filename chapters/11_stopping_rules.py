@@ -181,7 +181,7 @@ lk.stop_view(summary)
 # Early-Bird at $\tau=0.1$ saves 76.0% for 1.8 points [0.1, 3.5]; the stability rule fires
 # on no seed.
 
-# %%
+# %% tags=["remove-output"]
 fig = lk.plot_stop_tradeoff(summary)
 lk.show(fig, "fig-stop-tradeoff-quick")
 
@@ -212,7 +212,7 @@ arch_stop = lk.rule_stops(arch, arch_cfg)
 arch_summary = lk.stop_summary(arch_stop)
 lk.stop_view(arch_summary)
 
-# %%
+# %% tags=["remove-output"]
 fig = lk.plot_stop_tradeoff(arch_summary)
 lk.show(fig, "fig-stop-tradeoff-archived")
 
@@ -225,7 +225,7 @@ lk.show(fig, "fig-stop-tradeoff-archived")
 # t-interval over seeds; left the teacher-student loss, right the accuracy testbeds.
 # ```
 
-# %%
+# %% tags=["remove-output"]
 headline = [f"bound c={arch_cfg.fraction:g}", f"stability tol={arch_cfg.tol:g}",
             f"Early-Bird tol={arch_cfg.tol:g}"]
 fig = lk.plot_stop_points(arch, arch_stop, headline)
