@@ -30,6 +30,7 @@ BAD = """
 """.format(long="x" * 300, cells="<td style='white-space:nowrap'>" + "y" * 200 + "</td>")
 
 GOOD = """
+<p class="executed-notebook"><a href="page.ipynb">Download this chapter</a></p>
 <pre>short code</pre>
 <figure><img src="wide.png" alt="a figure">
 <figcaption><p><span class="caption-number">Fig. 1 </span>A caption that says what is
@@ -43,6 +44,9 @@ def _site(tmp_path, body, max_width) -> Path:
     (html / "chapters").mkdir(parents=True)
     imsave(html / "chapters" / "wide.png", np.zeros((20, 800, 3)))
     (html / "chapters" / "page.html").write_text(PAGE.format(body=body, max_width=max_width))
+    (html / "chapters" / "page.ipynb").write_text(
+        '{"cells": [{"cell_type": "code", "source": "1", "metadata": {}, "outputs": [], '
+        '"execution_count": 1}], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}')
     return html
 
 
@@ -55,6 +59,7 @@ def test_a_page_breaking_every_rule_is_reported(tmp_path):
     assert "<img>" in text and "is 800 px wide" in text, text
     assert "image without a numbered figure caption" in text, text
     assert "stale phrase: 'in preparation'" in text, text
+    assert "no download link to its executed notebook" in text, text
     assert "at 400 px: <img>" in text, text  # too wide on a phone as well
     assert all(p.startswith("chapters/page.html: ") for p in problems)
     assert (tmp_path / "shots" / "1280" / "chapters__page.png").is_file()
@@ -64,3 +69,9 @@ def test_a_page_breaking_every_rule_is_reported(tmp_path):
 def test_a_page_following_the_rules_passes(tmp_path):
     html = _site(tmp_path, GOOD, "100%")
     assert browser_check.check(html, tmp_path / "shots", reader=True) == []
+
+
+def test_a_chapter_link_to_a_missing_notebook_is_reported(tmp_path):
+    html = _site(tmp_path, GOOD.replace("page.ipynb", "gone.ipynb"), "100%")
+    problems = browser_check.check(html, tmp_path / "shots", reader=True)
+    assert len(problems) == 1 and "executed notebook link: HTTP 404" in problems[0], problems

@@ -12,7 +12,9 @@ with Playwright driving Debian's Chromium (``apt-get install chromium``; never
 - math is not typeset: the page has math but no MathJax or no ``mjx-container``, a
   MathJax error box (``mjx-merror``), or raw TeX delimiters (``\\(``, ``\\[``, ``$$``,
   ``\\begin{``) left in text outside code;
-- the console shows an error, or a script throws.
+- the console shows an error, or a script throws;
+- a chapter page (``chapters/``) has no download link to its executed notebook, or the
+  link does not serve a notebook (``tools/executed_notebooks.py``).
 
 It also checks what a reader sees (book design, section 10; ``--no-reader`` skips this),
 naming the page and the element:
@@ -32,6 +34,7 @@ from __future__ import annotations
 import argparse
 import functools
 import http.server
+import json
 import sys
 import threading
 from pathlib import Path
@@ -170,6 +173,24 @@ def reader_problems(page, width: int) -> list[str]:
     return [f"at {width} px: {o}" for o in probe["overflow"] if o.startswith("<img")]
 
 
+def notebook_link_problems(page, context) -> list[str]:
+    """A chapter page links to its executed notebook (tools/executed_notebooks.py), and the
+    link serves a notebook."""
+    href = page.evaluate("() => document.querySelector('p.executed-notebook a')?.href")
+    if not href:
+        return ["no download link to its executed notebook (p.executed-notebook a)"]
+    response = context.request.get(href)
+    if not response.ok:
+        return [f"executed notebook link: HTTP {response.status}: {href}"]
+    try:
+        nb = json.loads(response.body())
+    except ValueError:
+        return [f"executed notebook link does not serve JSON: {href}"]
+    if not isinstance(nb, dict) or not nb.get("cells") or "nbformat" not in nb:
+        return [f"executed notebook link does not serve a notebook: {href}"]
+    return []
+
+
 def check(html: Path, shots: Path, reader: bool = False) -> list[str]:
     from playwright.sync_api import sync_playwright
 
@@ -221,6 +242,8 @@ def check(html: Path, shots: Path, reader: bool = False) -> list[str]:
                 found += [f"MathJax error: {e}" for e in probe["mjxErrors"]]
                 found += [f"raw TeX left in text: {t!r}" for t in probe["rawTex"]]
                 found += [f"image not loaded: {src}" for src in probe["badImages"]]
+                if rel.startswith("chapters/"):
+                    found += notebook_link_problems(page, context)
                 for width in WIDTHS:
                     if width != WIDTHS[0]:
                         page.set_viewport_size({"width": width, "height": 900})
