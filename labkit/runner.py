@@ -26,6 +26,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from labkit.runtime import get_mode
 from labkit.store import ResultStore, write_text_atomic
 
 PROGRESS_ENV = "LABKIT_PROGRESS"  # 1 / 0: progress bars on / off, whatever else holds
@@ -274,6 +275,7 @@ def run_cells(name: str, cfg, cells, compute, to_rows, *, out: str | os.PathLike
         cells = [c for c in cells if store.load(key, c) is not None]
         if not cells:
             raise ValueError(f"--reuse-only: no finished cell of {name} under {root}")
+    archived = _from_archive(store, key, cells)
     pooled = _precompute(store, key, cells, compute, workers) if workers > 1 else set()
     bar = None
     if progress_enabled():
@@ -294,6 +296,7 @@ def run_cells(name: str, cfg, cells, compute, to_rows, *, out: str | os.PathLike
             info = manifest(cfg, device, time.perf_counter() - start, computed,
                             n + 1 - computed, revision)
             info.update(cells_done=n + 1, cells_total=total, complete=n + 1 == total,
+                        from_archive=archived,
                         only=only or None, cell_seconds=round(cell_s, 3))
             write_text_atomic(root / "manifest.json", json.dumps(info, indent=2))
             if bar is not None:
@@ -305,6 +308,30 @@ def run_cells(name: str, cfg, cells, compute, to_rows, *, out: str | os.PathLike
 
 
 ARCHIVE = Path(__file__).resolve().parent.parent / "results" / "archive"
+
+
+def _from_archive(store: ResultStore, key: str, cells: list[dict]) -> int:
+    """Full mode only (a chapter run with ``LABKIT_MODE=full``, in JupyterLab say): copy into
+    ``store`` every cell of ``cells`` that ``results/archive/<key>/`` holds and ``store``
+    lacks, so that a committed run (a GPU archive, for one) is shown, not recomputed. A
+    cell's key is its parameters and code digest, so a copied cell is the same computation;
+    quick mode never reads the archive (nbval must recompute every number). Returns how
+    many cells were copied, and says so when any were."""
+    archive = ResultStore(ARCHIVE / key / "cells")
+    if get_mode() != "full" or not archive.root.is_dir() or \
+            archive.root.resolve() == store.root.resolve():
+        return 0
+    copied = 0
+    for cell in cells:
+        if store.load(key, cell) is None:
+            payload = archive.load(key, cell)
+            if payload is not None:
+                store.save(key, cell, payload, seconds=archive.seconds(key, cell))
+                copied += 1
+    if copied:
+        print(f"{key}: {copied} of {len(cells)} cells read from the archived run "
+              f"{archive.root.parent}")
+    return copied
 
 
 def load_archive(name: str, root: str | os.PathLike = ARCHIVE) -> tuple[pd.DataFrame, dict]:
