@@ -155,9 +155,6 @@ class Lab:
     def tail(self, n: int = 4000) -> str:
         return self.log.read_text(errors="replace")[-n:]
 
-    def kernels(self) -> list[dict]:
-        return _get(f"{self.url}/api/kernels?token={self.token}")
-
     def stop(self) -> None:
         """SIGTERM to the server and to every process below it (kernels run in sessions of
         their own, so a process group would miss them), SIGKILL after 10 s."""

@@ -3,10 +3,11 @@
     .venv/bin/python tools/lab.py [jupyter lab options]
 
 Three things a plain ``jupyter lab`` lacks:
-- ``JUPYTER_CONFIG_PATH`` names ``jupyter/``: jupytext's contents manager
-  (``jupyter_server_config.py``) and a double-click opening a ``.py`` chapter as a
-  notebook (``labconfig/default_setting_overrides.json``); ``jupytext.toml`` at the root
-  keeps a saved chapter's header as it was;
+- ``JUPYTER_CONFIG_PATH`` and ``JUPYTER_PATH`` name ``jupyter/``: jupytext's contents
+  manager, with the metadata filter that keeps a saved chapter's header as it was
+  (``jupyter_server_config.py``); a double-click opening a ``.py`` chapter as a notebook
+  (``labconfig/default_setting_overrides.json``); a "Python 3" kernel spec, the name in
+  the chapters' headers (``kernels/python3``);
 - the server, and so every kernel it starts, runs with quick mode's CPU pins
   (``labkit/cpu_pins.py``), the same as nbval's (``LABKIT_PIN_CPU=0`` or
   ``LABKIT_MODE=full`` turn them off, as everywhere);
@@ -22,15 +23,15 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "jupyter"
-sys.path.insert(0, str(ROOT / "labkit"))  # cpu_pins is stdlib only: no labkit import
-import cpu_pins  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import labkit_env  # noqa: E402
 
-del sys.path[0]
+cpu_pins = labkit_env.cpu_pins()  # stdlib only: the pins without loading labkit
 
 
 def lab_env(environ: dict[str, str] | None = None) -> dict[str, str]:
     """``environ`` (default ``os.environ``) with the pins and the book's Jupyter config
-    first on ``JUPYTER_CONFIG_PATH``."""
+    first on ``JUPYTER_CONFIG_PATH`` and ``JUPYTER_PATH``."""
     env = cpu_pins.pinned_env(environ)
     for var in ("JUPYTER_CONFIG_PATH", "JUPYTER_PATH"):
         rest = env.get(var, "")
