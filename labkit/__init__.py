@@ -43,6 +43,7 @@ from labkit.fig1 import (
 )
 from labkit.frank_wolfe import FWResult, best_multiset, frank_wolfe, polytope_min, squared_loss
 from labkit.gfs import GFSResult, greedy_forward_selection
+from labkit.gpu_runs import archive_status, fig1_scale_tables, threshold_scale_tables
 from labkit.growth import (
     bootstrap_p,
     compare_laws,
@@ -95,7 +96,7 @@ from labkit.rmt import (
     sigma_min_grid,
     singular_stats,
 )
-from labkit.runner import load_archive
+from labkit.runner import find_archive, load_archive
 from labkit.runtime import get_device, get_mode, seed_everything
 from labkit.store import ResultStore, default_root
 from labkit.thresholds import (
@@ -119,7 +120,8 @@ __all__ = [
     "greedy_forward_selection", "harmonic", "kappa_infinite", "kernel_matrix", "lemma1_bound",
     "mp_edges",
     "lemma1_adversarial", "lemma1_on_networks", "lemma3_b_bound", "lemma3_movement",
-    "load_archive", "load_mnist",
+    "archive_status", "fig1_scale_tables", "find_archive", "load_archive", "load_mnist",
+    "threshold_scale_tables",
     "mnist_regression",
     "neurons_needed", "plot_condition", "plot_fig1", "plot_fig1_heatmap", "plot_lemma1",
     "plot_lemma3",

@@ -1,11 +1,13 @@
 """Command line: ``python -m labkit run <experiment> [--mode quick|full] [--device D]
-[--out DIR] [--set FIELD=VALUE ...] [--only PARAM=V1,V2 ...] [--dry-run] [--reuse-only]``.
+[--out DIR] [--set FIELD=VALUE ...] [--only PARAM=V1,V2 ...] [--dry-run] [--reuse-only]
+[--budget SECONDS]``.
 
 Runs are resumable: rerunning skips finished cells, and ``results.csv`` / ``manifest.json``
 are rewritten after every finished cell. ``--set`` overrides config fields (validated by the
 config class), ``--only`` runs the cells whose parameters take the listed values, and
 ``--dry-run`` lists the cells, which are done, and an estimate of the cost of the rest;
-``--reuse-only`` computes nothing and tabulates the finished cells.
+``--reuse-only`` computes nothing and tabulates the finished cells; ``--budget`` starts no
+cell whose estimate would end past that many seconds (a GPU loan's prepared runs).
 Progress bars (over cells, and inside a long cell) show at a terminal, never under CI."""
 
 from __future__ import annotations
@@ -54,6 +56,12 @@ def _threshold_summary(cfg, table, name) -> str:
     summary = runs.groupby(["scaling", "d", "N", "m"])[cols].mean()
     return (f"thresholds per cell (mean over seeds; delta = {cfg.delta:g}, tol = {cfg.tol:g})"
             f":\n{summary.round(4).to_string()}")
+
+
+def _threshold_gpu(cfg, out, device, name, **opts):
+    from labkit.pretraining_gpu import run_threshold as run_threshold_gpu
+
+    return run_threshold_gpu(cfg, out=out, device=device, name=name, **opts)
 
 
 def _table(cfg, out, device, name, **opts):
@@ -116,6 +124,12 @@ EXPERIMENTS = {
     "threshold_cpu": (_threshold, _threshold_summary,
                       "chapter 4, the archived CPU run: m = 32..1024 at N = 4096 (and to 256 at "
                       "N = 1024), d = 10 and 100, 10 seeds, both step rules, 8K iterations"),
+    "threshold_gpu": (_threshold_gpu, _threshold_summary,
+                      "chapter 4 at paper scale, for a GPU: m = 512..8192 at N = 32768, "
+                      "d = 10, 3 seeds, 20K iterations, spectra and GFS on the device"),
+    "threshold_gpu_d100": (_threshold_gpu, _threshold_summary,
+                           "chapter 4 at paper scale, for a GPU, d = 100: m = 512..4096 at "
+                           "N = 16384, 3 seeds, 20K iterations"),
     "fig1": (_fig1, _fig1_summary, "Figure 1: MNIST, GFS vs pre-training, with baselines"),
     "fig1_mnist1d": (_fig1, _fig1_summary,
                      "Figure 1 on MNIST-1D signals generated offline (the paper's sizes)"),
@@ -125,6 +139,9 @@ EXPERIMENTS = {
     "fig1_mnist1d_cpu": (_fig1, _fig1_summary,
                          "Figure 1, archived CPU run: MNIST-1D at 1K-50K, k=200, width 800, 8K "
                          "iterations (+ plateau to 12K), 3 seeds"),
+    "fig1_mnist1d_gpu": (_fig1, _fig1_summary,
+                         "Figure 1 at the paper's sizes, for a GPU: MNIST-1D at 1K-50K (11 "
+                         "sizes), widths 800-3200, k=200, 3 seeds, 8K iterations (+ plateau)"),
     "fig1_lr": (_fig1, _fig1_summary,
                 "Figure 1's learning-rate sensitivity, archived: the quick digits run at "
                 "N=200 for lr = 0.25, 0.5, 1 and 2"),
@@ -197,6 +214,10 @@ def main(argv=None) -> int:
     run.add_argument("--reuse-only", action="store_true",
                      help="compute nothing: write results.csv and manifest.json from the "
                           "finished cells (e.g. while other processes fill the rest)")
+    run.add_argument("--budget", type=float, default=None, metavar="SECONDS",
+                     help="start no cell whose estimated time (the rate measured on the "
+                          "finished cells, else an assumed one) would end past SECONDS "
+                          "after the start; the skipped cells are left for a later run")
     args = parser.parse_args(argv)
     if argv is None and args.mode and args.mode != get_mode():
         # the mode decides the CPU pins, which `import labkit` set from $LABKIT_MODE before
@@ -218,7 +239,8 @@ def main(argv=None) -> int:
     out = args.out or default_root(mode)
     sweep, summarize, _ = EXPERIMENTS[args.experiment]
     try:
-        with runner.reusing_only() if args.reuse_only else contextlib.nullcontext():
+        with runner.reusing_only() if args.reuse_only else contextlib.nullcontext(), \
+                runner.within_budget(args.budget):
             table = sweep(cfg, out, device, name=args.experiment, only=only,
                           dry_run=args.dry_run)
     except FileNotFoundError as err:
@@ -229,6 +251,9 @@ def main(argv=None) -> int:
         run.error(str(err))
     if args.dry_run:
         print(_plan_text(args.experiment, mode, device, table))
+        return 0
+    if not len(table):
+        print(f"{args.experiment} ({mode}, {device}): no cell finished within the budget")
         return 0
     print(f"{args.experiment} ({mode}, {device}): {len(table)} rows -> "
           f"{out}/{args.experiment}/results.csv, manifest.json")

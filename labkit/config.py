@@ -1008,6 +1008,12 @@ class StoppingConfig(_Config):
         return C * 2e11  # measured: a pruned and fine-tuned checkpoint costs ~7 s here
 
 
+PRESETS_GPU_THRESHOLD = ThresholdConfig(
+    grid=((32768, (512, 1024, 2048, 4096, 8192)),), d_values=(10,), seeds=(0, 1, 2), k=128,
+    checkpoints=(0, 10, 20, 50, 100, 200, 500, 1000, 2000, 3000, 5000, 7000, 10000, 12500,
+                 15000, 17500, 20000),
+    n_boot=0)  # an analysis setting, as threshold_cpu's: 3 seeds give no seed bootstrap
+
 PRESETS: dict[str, dict[str, _Config]] = {
     "polytope": {
         "quick": PolytopeConfig(),
@@ -1040,6 +1046,18 @@ PRESETS: dict[str, dict[str, _Config]] = {
             # censored Box-Cox refits take seconds each (100 resamples of the 8 groups would
             # take an hour); their profile intervals and t-intervals stand
             n_boot=0)
+        for mode in ("quick", "full")
+    },
+    # chapter 4 at paper scale, prepared for a GPU loan (tools/gpu_runs/, the same in both
+    # modes): m = 512..8,192 at one width N = 32,768 (every m <= N/4), d = 10, 3 seeds, the
+    # fixed k = 128 (N/256), 20K iterations; run by labkit.pretraining_gpu (spectra, kernel
+    # and GFS on the device), analysed by chapter 4's functions
+    "threshold_gpu": {mode: PRESETS_GPU_THRESHOLD for mode in ("quick", "full")},
+    # the same at d = 100, where chapter 4's pruned loss falls early in pre-training: m to
+    # 4,096 at N = 16,384 (the step's products are 10x those at d = 10 per entry)
+    "threshold_gpu_d100": {
+        mode: dataclasses.replace(PRESETS_GPU_THRESHOLD, d_values=(100,),
+                                  grid=((16384, (512, 1024, 2048, 4096)),))
         for mode in ("quick", "full")
     },
     "rmt": {
@@ -1079,6 +1097,18 @@ PRESETS: dict[str, dict[str, _Config]] = {
     "fig1_mnist1d_cpu": {
         mode: Fig1Config(source="mnist1d", sizes=(1000, 5000, 10000, 25000, 50000),
                          widths=(800,), seeds=(0, 1, 2), k=200,
+                         checkpoints=(0, 250, 500, 1000, 1500, 2000, 3000, 4000, 5000, 6000,
+                                      7000, 8000), plateau=(10000, 12000))
+        for mode in ("quick", "full")
+    },
+    # chapter 6 at the paper's sizes, prepared for a GPU loan (tools/gpu_runs/, the same in
+    # both modes): MNIST-1D at 1K..50K (the paper's eleven sizes), widths 800-3,200 (k = 200
+    # is N/4 to N/16), 3 seeds, the CPU archive's schedule
+    "fig1_mnist1d_gpu": {
+        mode: Fig1Config(source="mnist1d",
+                         sizes=(1000, 5000, 10000, 15000, 20000, 25000, 30000, 35000, 40000,
+                                45000, 50000),
+                         widths=(800, 1600, 3200), seeds=(0, 1, 2), k=200,
                          checkpoints=(0, 250, 500, 1000, 1500, 2000, 3000, 4000, 5000, 6000,
                                       7000, 8000), plateau=(10000, 12000))
         for mode in ("quick", "full")

@@ -183,19 +183,25 @@ def plan(name: str, cells: list[dict], *, store: ResultStore, work, device) -> p
                      "work_gflop": work(cell) / 1e9 if work else float("nan"),
                      "seconds": float("nan") if seconds is None else seconds})
     table = pd.DataFrame(rows)
-    timed = table[(table["status"] == "done") & table["seconds"].notna()]
-    if len(timed) and timed["work_gflop"].sum() > 0:
-        rate, basis = timed["work_gflop"].sum() * 1e9 / timed["seconds"].sum(), "measured"
-    else:
-        rate, basis = NOMINAL_FLOPS.get(torch.device(device).type, NOMINAL_FLOPS["cpu"]), \
-            "assumed"
+    rate, basis = _rate(table, device)
     table["est_s"] = table["work_gflop"] * 1e9 / rate
     table.loc[table["status"] == "done", "est_s"] = 0.0
     table["basis"] = basis
     return table
 
 
+def _rate(table: pd.DataFrame, device) -> tuple[float, str]:
+    """Operations per second for :func:`plan`'s estimates: measured on the timed finished
+    cells of ``table`` (columns ``status``, ``work_gflop``, ``seconds``) when there are
+    any, else the assumed :data:`NOMINAL_FLOPS` of the device's type."""
+    timed = table[(table["status"] == "done") & table["seconds"].notna()]
+    if len(timed) and timed["work_gflop"].sum() > 0 and timed["seconds"].sum() > 0:
+        return timed["work_gflop"].sum() * 1e9 / timed["seconds"].sum(), "measured"
+    return NOMINAL_FLOPS.get(torch.device(device).type, NOMINAL_FLOPS["cpu"]), "assumed"
+
+
 _REUSE_ONLY = contextvars.ContextVar("labkit_reuse_only", default=False)
+_BUDGET = contextvars.ContextVar("labkit_budget_s", default=None)
 
 
 @contextlib.contextmanager
@@ -208,6 +214,32 @@ def reusing_only():
         yield
     finally:
         _REUSE_ONLY.reset(token)
+
+
+@contextlib.contextmanager
+def within_budget(seconds: float | None):
+    """Inside this block :func:`run_cells` starts no cell that its estimate (:func:`plan`'s:
+    the operations of the cell at the rate measured on the run's finished cells, else the
+    assumed nominal rate) says would end more than ``seconds`` after the run started; it
+    skips it and says so (the command line's ``--budget``: a GPU loan's prepared runs stop
+    before a cell they cannot finish, and the next loan continues). ``None``: no limit."""
+    if seconds is not None and not seconds > 0:
+        raise ValueError(f"--budget: must be a positive number of seconds, got {seconds!r}")
+    token = _BUDGET.set(seconds)
+    try:
+        yield
+    finally:
+        _BUDGET.reset(token)
+
+
+def _fits(store: ResultStore, key: str, cells: list[dict], cell: dict, work, device,
+          left: float) -> tuple[bool, float]:
+    """Whether ``cell``'s estimated seconds fit in the ``left`` seconds of the budget."""
+    if work is None:
+        return True, float("nan")
+    table = plan(key, cells, store=store, work=work, device=device)
+    est = float(work(cell)) / _rate(table, device)[0]
+    return est <= left, est
 
 
 def _compute_and_store(root: str, key: str, cell: dict, compute) -> float:
@@ -277,25 +309,37 @@ def run_cells(name: str, cfg, cells, compute, to_rows, *, out: str | os.PathLike
             raise ValueError(f"--reuse-only: no finished cell of {name} under {root}")
     archived = _from_archive(store, key, cells)
     pooled = _precompute(store, key, cells, compute, workers) if workers > 1 else set()
+    budget, skipped = _BUDGET.get(), []
     bar = None
     if progress_enabled():
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(cells), desc=name, unit="cell")
     try:
-        for n, cell in enumerate(cells):
+        for cell in cells:
             if bar is not None:
                 bar.set_postfix_str(_label(cell, keys))
+            if budget is not None and store.load(key, cell) is None:
+                left = budget - (time.perf_counter() - start)
+                fits, est = _fits(store, key, cells, cell, work, device, left)
+                if not fits:
+                    skipped.append(cell)
+                    print(f"{name}: not started within the budget: {_label(cell, keys)} "
+                          f"(estimated {est:.0f} s, {max(left, 0):.0f} s left)")
+                    if bar is not None:
+                        bar.update()
+                    continue
             payload, fresh = store.get_or_compute(key, cell, lambda cell=cell: compute(cell))
             computed += fresh or store.key(key, cell) in pooled
             cell_s += store.seconds(key, cell) or 0.0  # as measured when it was computed
             frames.append(to_rows(cell, payload))
+            done = len(frames)
             root.mkdir(parents=True, exist_ok=True)
             write_text_atomic(root / "results.csv",
                           pd.concat(frames, ignore_index=True).to_csv(index=False))
             info = manifest(cfg, device, time.perf_counter() - start, computed,
-                            n + 1 - computed, revision)
-            info.update(cells_done=n + 1, cells_total=total, complete=n + 1 == total,
+                            done - computed, revision)
+            info.update(cells_done=done, cells_total=total, complete=done == total,
                         from_archive=archived,
                         only=only or None, cell_seconds=round(cell_s, 3))
             write_text_atomic(root / "manifest.json", json.dumps(info, indent=2))
@@ -304,7 +348,9 @@ def run_cells(name: str, cfg, cells, compute, to_rows, *, out: str | os.PathLike
     finally:
         if bar is not None:
             bar.close()
-    return pd.concat(frames, ignore_index=True)
+    if skipped:
+        print(f"{name}: {len(skipped)} of {total} cells left for a later run (--budget)")
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
 ARCHIVE = Path(__file__).resolve().parent.parent / "results" / "archive"
@@ -345,3 +391,14 @@ def load_archive(name: str, root: str | os.PathLike = ARCHIVE) -> tuple[pd.DataF
         raise FileNotFoundError(f"no archived run {name!r} under {folder}; make it with: "
                                 f"python -m labkit run {name} --out {Path(root)}") from err
     return table, info
+
+
+def find_archive(name: str, root: str | os.PathLike = ARCHIVE
+                 ) -> tuple[pd.DataFrame, dict] | None:
+    """:func:`load_archive`, or ``None`` when the run has not been archived (yet): the GPU
+    runs of issue 24 (``tools/gpu_runs/``), which chapters show when a loan has made them."""
+    folder = Path(root) / name
+    if not (folder / "results.csv").is_file() or not (folder / "manifest.json").is_file():
+        return None
+    return load_archive(name, root)
+

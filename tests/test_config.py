@@ -111,6 +111,10 @@ def _variants(value):
         if all(isinstance(v, (int, float)) for v in value):  # ends (0 first, 1.0 last)
             grown = ([value + (value[-1] + 1,), value[:-1] + (value[-1] - 1,) + value[-1:]]
                      if isinstance(value[-1], int) else [(value[0] / 2,) + value])
+        # a width grid of one (N, (m, ...)) pair: its last size dropped
+        if all(isinstance(v, tuple) and len(v) == 2 and isinstance(v[1], tuple)
+               for v in value):
+            grown = [value[:-1] + ((value[-1][0], value[-1][1][:-1]),)]
         return [v for v in (value + value[-1:], value[:-1], value[::-1], halved, *grown)
                 if v and v != value]
     if isinstance(value, float):  # zero (a momentum switched off) has no multiples

@@ -19,6 +19,9 @@ The checks:
   program) against ``pretrain_gd`` (autograd) network by network on the CPU;
 - ``threshold-cell`` and ``fig1-cell``: one cell of chapters 4 and 6 on the device against
   the same cell on the CPU (float64, synthetic digits for chapter 6);
+- ``threshold-gpu-cell``: the paper-scale runs' cell (:mod:`labkit.pretraining_gpu`:
+  spectra from the Gram matrix, the kernel and GFS on the device) against chapter 4's CPU
+  cell (SVD, NumPy kernel), float64;
 - ``channel-scorer`` and ``shrink``: chapter 7's batched channel scorer against one full
   forward pass per candidate, and the physically smaller network against the masked one;
 - ``distributed``: ``spawn_gfs`` with NCCL on one GPU (two if visible; gloo with two
@@ -152,6 +155,32 @@ def _threshold(dev, big):
         same, detail = close(a, b, rtol=1e-7, atol=1e-12)
         same = same and [p["T_dense"] for p in got["seeds"]] == \
             [p["T_dense"] for p in ref["seeds"]]
+        ok, details = ok and same, details + [f"{scaling}: {detail}"]
+    return ok, "; ".join(details)
+
+
+@check("threshold-gpu-cell")
+def _threshold_gpu(dev, big):
+    from labkit import pretraining_gpu
+    from labkit.pretraining import run_cell
+
+    m, N = (256, 2048) if big else (8, 64)
+    cfg = lk.config.get("threshold", mode="quick", dtype="float64", seeds=(0, 1), k=8,
+                        grid=((N, (m, 2 * m)),),
+                        checkpoints=(0, 20, 100, 150, 200) if big else (0, 5, 10, 15, 20))
+    ok, details = True, []
+    for scaling in cfg.scalings:  # issue 24's cell (spectra, kernel, GFS on the device)
+        got = pretraining_gpu.run_cell(cfg, m, N, 10, scaling, device=dev)
+        ref = run_cell(cfg, m, N, 10, scaling, device="cpu")
+        keys = ("dense_loss", f"pruned_{cfg.k}", "rel_first", "rel_second")
+        seed_keys = ("sigma_min", "sigma_max", "kappa_inf", "L0", "sigma_min_end")
+        a = [r[key] for r in got["rows"] for key in keys] + \
+            [p[key] for p in got["seeds"] for key in seed_keys]
+        b = [r[key] for r in ref["rows"] for key in keys] + \
+            [p[key] for p in ref["seeds"] for key in seed_keys]
+        same, detail = close(a, b, rtol=1e-7, atol=1e-12)
+        same = same and all(p[key] == q[key] for key in ("T_dense", "T_lin")
+                            for p, q in zip(got["seeds"], ref["seeds"], strict=True))
         ok, details = ok and same, details + [f"{scaling}: {detail}"]
     return ok, "; ".join(details)
 
