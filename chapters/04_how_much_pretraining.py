@@ -376,6 +376,35 @@ lk.show(fig, "fig-pruned-archived")
 # median over ten seeds; as {numref}`fig-pruned-vs-t`.
 # ```
 #
+# ## At paper scale, on a GPU
+#
+# Two runs take the archived grid further on one GPU, prepared for a short loan
+# (`tools/gpu_runs/`; {ref}`gpu-runs` says how to reproduce them): `threshold_gpu`,
+# $m=512..8192$ at $N=32{,}768$ and $d=10$, and `threshold_gpu_d100`, $m=512..4096$ at
+# $N=16{,}384$ and $d=100$. Both use both step rules, three seeds, the fixed $k=128$,
+# 20,000 iterations, and $m\le N/4$ in every cell (the config refuses anything else).
+# Their cells compute the CPU cell's quantities. The spectra come from `eigh` of the
+# $m\times m$ Gram matrix, and the kernel and GFS run on the device
+# (`labkit.pretraining_gpu`; `tools/gpu_check.py` checks it against the CPU cell).
+# They appear here once a loan has archived them (`results/archive/<name>/`), analysed by
+# the functions above. Until then the table says they have not run, and no number stands
+# in for them.
+
+# %%
+gpu_names = ("threshold_gpu", "threshold_gpu_d100")
+gpu = {name: lk.find_archive(name) for name in gpu_names}
+lk.archive_status(gpu)
+
+# %%
+gpu_medians, gpu_growth = lk.threshold_scale_tables(
+    gpu, {name: lk.config.get(name) for name in gpu_names})
+if gpu_medians.empty:
+    print("no paper-scale run archived yet: nothing to analyse")
+else:
+    print(gpu_medians.to_string(**fmt))
+    print(gpu_growth.reindex(columns=[*fit_cols, "note", "run"]).to_string(**fmt))
+
+# %% [markdown]
 # ## Verdicts
 #
 # Each claim, what the derivation says, what the two runs measured under Theorem 2's step

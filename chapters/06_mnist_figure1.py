@@ -408,6 +408,32 @@ print(best_arch.to_string(float_format=lambda v: f"{v:.3f}"))
 # baselines at every size (0.93 against 0.87 and 0.80 at 1K), unlike the quick run's 50
 # of 200 neurons. The dense network stays ahead on MNIST-1D, by 7 to 19 points up to
 # 10K signals.
+#
+# ## The paper's sizes and wider networks, on a GPU
+#
+# A width of 800 barely learns MNIST-1D at 50,000 signals, so the archived run says little
+# about wide networks at the paper's largest sizes. The run `fig1_mnist1d_gpu` is prepared
+# for a short GPU loan (`tools/gpu_runs/`; {ref}`gpu-runs` says how to reproduce it). It
+# takes the paper's eleven sizes from 1K to 50K at widths 800, 1,600 and 3,200, where
+# $k=200$ is $N/4$ to $N/16$, with three seeds and the archived run's schedule. It appears
+# here once a loan has archived it (`results/archive/fig1_mnist1d_gpu/`), analysed by the
+# functions above. Until then the table says it has not run, and no number stands in
+# for it.
+
+# %%
+gpu1d = lk.find_archive("fig1_mnist1d_gpu")
+lk.archive_status({"fig1_mnist1d_gpu": gpu1d})
+
+# %%
+scale1d = lk.fig1_scale_tables(gpu1d)
+if scale1d is None:
+    print("fig1_mnist1d_gpu: not archived yet, nothing to analyse")
+else:
+    _, summary_gpu, growth_gpu = scale1d
+    print(summary_gpu.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    print(growth_gpu[cols].to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+
+# %% [markdown]
 # ## Paper and reproduction side by side
 #
 # Each claim of Section 5, measured at quick scale and in the archived runs, with a verdict
