@@ -137,52 +137,46 @@ def _batched(dev, big):
     return close(W.cpu(), ref, rtol=1e-8, atol=1e-10)
 
 
+def _threshold_cells(run_cell, dev, m, N, big, seed_keys=(), exact=("T_dense",)):
+    """``run_cell`` (a chapter 4 cell) on ``dev`` against chapter 4's CPU cell, float64,
+    both step rules: the rows' losses and movement, the per-seed ``seed_keys`` to rounding
+    and the per-seed ``exact`` thresholds exactly."""
+    from labkit.pretraining import run_cell as cpu_cell
+
+    cfg = lk.config.get("threshold", mode="quick", dtype="float64", seeds=(0, 1), k=8,
+                        grid=((N, (m, 2 * m)),),
+                        checkpoints=(0, 20, 100, 150, 200) if big else (0, 5, 10, 15, 20))
+    keys = ("dense_loss", f"pruned_{cfg.k}", "rel_first", "rel_second")
+    ok, details = True, []
+    for scaling in cfg.scalings:
+        got = run_cell(cfg, m, N, 10, scaling, device=dev)
+        ref = cpu_cell(cfg, m, N, 10, scaling, device="cpu")
+        a, b = ([r[key] for r in out["rows"] for key in keys] +
+                [p[key] for p in out["seeds"] for key in seed_keys] for out in (got, ref))
+        same, detail = close(a, b, rtol=1e-7, atol=1e-12)
+        same = same and all(p[key] == q[key] for key in exact
+                            for p, q in zip(got["seeds"], ref["seeds"], strict=True))
+        ok, details = ok and same, details + [f"{scaling}: {detail}"]
+    return ok, "; ".join(details)
+
+
 @check("threshold-cell")
 def _threshold(dev, big):
     from labkit.pretraining import run_cell
 
-    m, N = (128, 1024) if big else (8, 64)
-    cfg = lk.config.get("threshold", mode="quick", dtype="float64", seeds=(0, 1), k=8,
-                        grid=((N, (m, 2 * m)),),
-                        checkpoints=(0, 20, 100, 150, 200) if big else (0, 5, 10, 15, 20))
-    ok, details = True, []
-    for scaling in cfg.scalings:  # both step rules' hand-written gradients on the device
-        got = run_cell(cfg, m, N, 10, scaling, device=dev)
-        ref = run_cell(cfg, m, N, 10, scaling, device="cpu")
-        keys = ("dense_loss", f"pruned_{cfg.k}", "rel_first", "rel_second")
-        a = [[r[key] for key in keys] for r in got["rows"]]
-        b = [[r[key] for key in keys] for r in ref["rows"]]
-        same, detail = close(a, b, rtol=1e-7, atol=1e-12)
-        same = same and [p["T_dense"] for p in got["seeds"]] == \
-            [p["T_dense"] for p in ref["seeds"]]
-        ok, details = ok and same, details + [f"{scaling}: {detail}"]
-    return ok, "; ".join(details)
+    # both step rules' hand-written gradients on the device
+    return _threshold_cells(run_cell, dev, *((128, 1024) if big else (8, 64)), big)
 
 
 @check("threshold-gpu-cell")
 def _threshold_gpu(dev, big):
     from labkit import pretraining_gpu
-    from labkit.pretraining import run_cell
 
-    m, N = (256, 2048) if big else (8, 64)
-    cfg = lk.config.get("threshold", mode="quick", dtype="float64", seeds=(0, 1), k=8,
-                        grid=((N, (m, 2 * m)),),
-                        checkpoints=(0, 20, 100, 150, 200) if big else (0, 5, 10, 15, 20))
-    ok, details = True, []
-    for scaling in cfg.scalings:  # issue 24's cell (spectra, kernel, GFS on the device)
-        got = pretraining_gpu.run_cell(cfg, m, N, 10, scaling, device=dev)
-        ref = run_cell(cfg, m, N, 10, scaling, device="cpu")
-        keys = ("dense_loss", f"pruned_{cfg.k}", "rel_first", "rel_second")
-        seed_keys = ("sigma_min", "sigma_max", "kappa_inf", "L0", "sigma_min_end")
-        a = [r[key] for r in got["rows"] for key in keys] + \
-            [p[key] for p in got["seeds"] for key in seed_keys]
-        b = [r[key] for r in ref["rows"] for key in keys] + \
-            [p[key] for p in ref["seeds"] for key in seed_keys]
-        same, detail = close(a, b, rtol=1e-7, atol=1e-12)
-        same = same and all(p[key] == q[key] for key in ("T_dense", "T_lin")
-                            for p, q in zip(got["seeds"], ref["seeds"], strict=True))
-        ok, details = ok and same, details + [f"{scaling}: {detail}"]
-    return ok, "; ".join(details)
+    # issue 24's cell (spectra, kernel, GFS on the device)
+    return _threshold_cells(pretraining_gpu.run_cell, dev,
+                            *((256, 2048) if big else (8, 64)), big,
+                            seed_keys=("sigma_min", "sigma_max", "kappa_inf", "L0",
+                                       "sigma_min_end"), exact=("T_dense", "T_lin"))
 
 
 @check("fig1-cell")
