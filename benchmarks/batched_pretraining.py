@@ -15,7 +15,8 @@ All three must give the same losses and weights (max differences printed; float6
 default, so they agree to rounding). Timings are best of ``--repeats``.
 
 ``--roofline MxN`` (default 1024x4096, d = 10, float32, one network) times one GD step of
-``labkit.train_batched`` (the fused CPU step of ``labkit.fused_gd``, and the unfused PyTorch
+``labkit.train_batched`` (the fused CPU step of ``labkit.algorithms.fused_gd``, and the unfused
+PyTorch
 one for comparison) as nanoseconds per entry of the ``m x N`` activation matrix, next to a
 roofline measured in the same run: the ``tanh`` of the ``m x N`` pre-activations (timed
 alone; the cheaper of PyTorch's and the fused step's own) plus the step's matrix products
@@ -31,7 +32,7 @@ import os
 import time
 
 # speed is measured with the machine's own fastest kernels and all its cores, not quick
-# mode's CPU pins (labkit.cpu_pins), which exist for reproducible numbers
+# mode's CPU pins (labkit.infra.cpu_pins), which exist for reproducible numbers
 os.environ.setdefault("LABKIT_PIN_CPU", "0")
 
 import numpy as np
@@ -93,8 +94,8 @@ def roofline(m: int, N: int, d: int, repeats: int = 5) -> dict:
     unfused (PyTorch), against its roofline (see the module docstring). A step's time is
     the difference of a 30-step and a 10-step run over 20, so that the set-up and the final
     loss evaluation cancel. The roofline takes the cheaper of the two ``tanh``s measured
-    here (PyTorch's and the fused step's own, ``labkit.fused_gd.tanh_array``)."""
-    from labkit import fused_gd
+    here (PyTorch's and the fused step's own, ``labkit.algorithms.fused_gd.tanh_array``)."""
+    from labkit.algorithms import fused_gd
 
     g = torch.Generator().manual_seed(0)
     X = torch.randn(1, m, d, generator=g) / d**0.5

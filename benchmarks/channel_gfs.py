@@ -1,11 +1,11 @@
 """Benchmark: one greedy step of channel GFS in a CIFAR-shaped ResNet34 (chapter 7), our
 scorer against the reference strategy.
 
-- ``ours``: ``labkit.channel_gfs.score_candidates``: the frozen prefix (stem and earlier
+- ``ours``: ``labkit.deep.channel_gfs.score_candidates``: the frozen prefix (stem and earlier
   blocks) runs once, every candidate's pre-activation comes from one grouped convolution
   (the block's ``conv2`` is linear in the channel mask), and only the block's tail and the
   suffix run per candidate, candidates stacked along the batch;
-- ``ref``: ``labkit.channel_gfs.brute_force_scores``: one full-network forward pass per
+- ``ref``: ``labkit.deep.channel_gfs.brute_force_scores``: one full-network forward pass per
   candidate, as in the reference implementation.
 
 Setting (issue 7): torchvision ResNet34 at full width with the 3x3 CIFAR stem, a batch of
@@ -17,10 +17,10 @@ set against the work ratio: the saving is the prefix,
 so it grows with the block's depth.
 
 ``--families`` (issue 19) runs the same comparison for the any-architecture scorer
-(``labkit.channel_prune.score_candidates``: an fx trace run once up to the cut, the rest per
+(``labkit.deep.prune.score_candidates``: an fx trace run once up to the cut, the rest per
 candidate) on four supported groups at increasing depth (first, middle, three quarters,
-last) of each torchvision family of ``labkit.zoo`` at ``--width``, against
-``labkit.channel_prune.reference_scores``; for ResNet34 and MobileNetV2 it also times the
+last) of each torchvision family of ``labkit.deep.zoo`` at ``--width``, against
+``labkit.deep.prune.reference_scores``; for ResNet34 and MobileNetV2 it also times the
 hand-described scorer on the same group when there is one (``hand_s``), to show what the
 generic graph walk costs.
 
@@ -37,17 +37,17 @@ import platform
 import time
 
 # speed is measured with the machine's own fastest kernels and all its cores, not quick
-# mode's CPU pins (labkit.cpu_pins), which exist for reproducible numbers
+# mode's CPU pins (labkit.infra.cpu_pins), which exist for reproducible numbers
 os.environ.setdefault("LABKIT_PIN_CPU", "0")
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from labkit import channel_gfs as cg
-from labkit import channel_graph as cgr
-from labkit import channel_prune as cp
-from labkit import deepnets as dn
-from labkit import zoo
+from labkit.deep import channel_gfs as cg
+from labkit.deep import graph as cgr
+from labkit.deep import nets as dn
+from labkit.deep import prune as cp
+from labkit.deep import zoo
 
 
 def timed(fn, repeats: int):
@@ -97,7 +97,7 @@ def bench_block(model, group, x, y, n_candidates: int, k: int, repeats: int, see
 
 
 def _hand_group(model, group):
-    """The hand-described group of ``model`` (a ``labkit.deepnets`` ResNet34 or
+    """The hand-described group of ``model`` (a ``labkit.deep.nets`` ResNet34 or
     MobileNetV2) whose consumer is ``group``'s only consumer, else ``None``."""
     try:
         hands = dn.channel_groups(model)
@@ -197,7 +197,7 @@ def main(argv=None):
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--json", default=None)
     parser.add_argument("--families", default=None,
-                        help="'all' or comma-separated labkit.zoo families (any "
+                        help="'all' or comma-separated labkit.deep.zoo families (any "
                              "architecture scorer) instead of the ResNet34 blocks")
     args = parser.parse_args(argv)
     if args.families:

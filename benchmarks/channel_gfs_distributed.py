@@ -35,9 +35,9 @@ os.environ.setdefault("LABKIT_PIN_CPU", "0")  # the machine's own kernels (see c
 
 import torch
 
-from labkit import channel_graph as cgr
-from labkit import channel_prune as cp
-from labkit import deepnets as dn
+from labkit.deep import graph as cgr
+from labkit.deep import nets as dn
+from labkit.deep import prune as cp
 from labkit.distributed import channels as dch
 from labkit.distributed import fit_channel_cost, measure_collectives
 

@@ -1,12 +1,12 @@
 """Benchmark: does a FLOP saving of channel pruning turn into time? (chapter 7, issue 20).
 
 Dense against physically smaller CIFAR-shaped ResNet34 and MobileNetV2 (the book's 32x32
-adaptations, ``labkit.deepnets.build``), at batch 1 and 64 on this CPU, timed with
+adaptations, ``labkit.deep.nets.build``), at batch 1 and 64 on this CPU, timed with
 ``torch.utils.benchmark.Timer.blocked_autorange`` (median; the fastest of ``--rounds``
 rounds, the models timed in rotating order), beside the FLOP and parameter ratios. The
 smaller networks keep the same fraction ``f`` of every hand-described group
 (the channels of largest L1 norm of the producing convolution; latency depends only on the
-shapes, not on which channels are kept), removed with ``labkit.deepnets.shrink``.
+shapes, not on which channels are kept), removed with ``labkit.deep.nets.shrink``.
 
 Run: ``python benchmarks/deep_latency.py [--fractions 0.75,0.5,0.25] [--json out.json]``
 """
@@ -25,7 +25,7 @@ os.environ.setdefault("LABKIT_PIN_CPU", "0")  # the machine's own kernels (see c
 import torch
 from torch.utils import benchmark
 
-from labkit import deepnets as dn
+from labkit.deep import nets as dn
 
 
 def keep_fraction(model, f: float):

@@ -32,7 +32,7 @@ import sys
 import time
 
 # speed is measured with the machine's own fastest kernels and all its cores, not quick
-# mode's CPU pins (labkit.cpu_pins), which exist for reproducible numbers
+# mode's CPU pins (labkit.infra.cpu_pins), which exist for reproducible numbers
 os.environ.setdefault("LABKIT_PIN_CPU", "0")
 
 import numpy as np

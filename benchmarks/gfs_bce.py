@@ -5,7 +5,8 @@ One BCE GFS step scores every candidate ``i`` by ``mean_c softplus(z_c) - y_c z_
 ``z = (s_j + Phi_i)/(j+1)``: one softplus per entry of the ``N x m`` matrix ``Phi``. So the
 step's floor is the machine's softplus cost per entry. Methods:
 
-- ``fast``: ``labkit.greedy_forward_selection(..., loss="bce")`` (``labkit.gfs._BCEScores``);
+- ``fast``: ``labkit.greedy_forward_selection(..., loss="bce")``
+(``labkit.algorithms.gfs._BCEScores``);
 - ``ref``: the same greedy loop scoring from the definition, ``(F.softplus(Z) - y Z).mean(1)``
   per block of rows (the implementation ``labkit`` had before), kept here as the reference.
 
@@ -27,7 +28,7 @@ import platform
 import time
 
 # speed is measured with the machine's own fastest kernels and all its cores, not quick
-# mode's CPU pins (labkit.cpu_pins), which exist for reproducible numbers
+# mode's CPU pins (labkit.infra.cpu_pins), which exist for reproducible numbers
 os.environ.setdefault("LABKIT_PIN_CPU", "0")
 
 import numpy as np  # noqa: E402

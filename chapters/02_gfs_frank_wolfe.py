@@ -125,9 +125,9 @@ for k in (1, 4, 16, 64, cfg.k):
 # agree, and the exact oracle is never worse in the step it takes. That is why the
 # Frank-Wolfe convergence proof carries over to GFS (chapter 3).
 #
-# `labkit.frank_wolfe` is a plain, separate Frank-Wolfe loop that evaluates the loss at every
-# vertex with no algebra. Run with the exact oracle, it must reproduce GFS iterate for
-# iterate.
+# `labkit.algorithms.frank_wolfe` is a plain, separate Frank-Wolfe loop that evaluates
+# the loss at every vertex with no algebra. Run with the exact oracle, it must reproduce
+# GFS iterate for iterate.
 
 # %%
 fw_exact = lk.frank_wolfe(Phi.numpy(), y.numpy(), cfg.k_fw, oracle="exact")

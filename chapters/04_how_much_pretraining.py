@@ -325,8 +325,8 @@ print(view.pivot_table(index=["threshold", "setting", "level"], columns=["d", "m
 # rules and 8,000 iterations. It is committed under `results/archive/threshold_cpu/` and
 # analysed here by the same functions. It was computed with the PyTorch form of the GD step
 # (at the revision printed below); the trainer now runs the fused CPU step of
-# `labkit.fused_gd`, which takes the same steps to float32 rounding and several times
-# faster, so rerunning the command recomputes the cells (their key includes the code).
+# `labkit.algorithms.fused_gd`, which takes the same steps to float32 rounding and several
+# times faster, so rerunning the command recomputes the cells (their key includes the code).
 # The seed bootstrap of $p$ is left out for this run (`n_boot = 0` in its preset): each
 # Box-Cox refit with censored runs takes seconds, and its 400 runs would need about an hour
 # of resamples; the profile-likelihood intervals and the paired $t$-intervals stand.
@@ -385,7 +385,8 @@ lk.show(fig, "fig-pruned-archived")
 # 20,000 iterations, and $m\le N/4$ in every cell (the config refuses anything else).
 # Their cells compute the CPU cell's quantities. The spectra come from `eigh` of the
 # $m\times m$ Gram matrix, and the kernel and GFS run on the device
-# (`labkit.pretraining_gpu`; `tools/gpu_check.py` checks it against the CPU cell).
+# (`labkit.experiments.threshold.cell_gpu`; `tools/gpu_check.py` checks it against the CPU
+# cell).
 # They appear here once a loan has archived them (`results/archive/<name>/`), analysed by
 # the functions above. Until then the table says they have not run, and no number stands
 # in for them.

@@ -219,7 +219,7 @@ print(growth_lr[["lr", "censored", "p", "p_lo", "p_hi", "lr_pvalue_p0",
 # Only 5,000 real digits are available offline, one decade of sizes against the paper's
 # 1K-50K. MNIST-1D {cite}`greydanus2020mnist1d` generates any number of labelled 1-D digit
 # signals (length 40) from ten templates with random padding, shear, translation and noise,
-# offline (`lk.data.load_mnist1d`; its download path is never used), so the paper's sizes can
+# offline (`lk.load_mnist1d`; its download path is never used), so the paper's sizes can
 # be run on a CPU. The quick run takes three small sizes at width 200, binarized as above.
 
 # %%

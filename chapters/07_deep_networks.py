@@ -100,8 +100,8 @@ lk.protocol_table("table2", lk.config.get("table2", mode="full"), cfg2)
 digits = lk.load_images("mnist32")
 rows = []
 for arch, w in zip(cfg.archs, cfg.widths, strict=True):
-    net = lk.tables.build_net(cfg, digits, arch, w).eval()
-    groups = lk.tables.prunable_groups(cfg, arch, net, torch.zeros(1, 1, 32, 32))
+    net = lk.build_net(cfg, digits, arch, w).eval()
+    groups = lk.prunable_groups(cfg, arch, net, torch.zeros(1, 1, 32, 32))
     rows.append({"network": arch, "parameters": lk.count_params(net),
                  "MFLOPs": round(lk.count_flops(net, (1, 32, 32)) / 1e6, 2),
                  "groups": len(groups),
@@ -180,18 +180,18 @@ print(f"max |ours - reference| = {(ours - reference).abs().max().item():.1e}; "
 # ## The FLOP budget: calibrating the tolerance
 #
 # The procedure has no FLOP target, only the tolerance $\varepsilon$: a larger tolerance
-# stops each layer earlier and gives a smaller network. The paper tuned $\varepsilon$ per
-# network on a validation split to reach its budgets. `lk.tables.calibrate` does this by
-# bisection on $\varepsilon$ (kept FLOPs fall with $\varepsilon$; the probes below are
-# monotone, as the table's last column says), at the last checkpoint on the largest
-# sub-dataset, until the kept FLOP fraction is within 0.02 of the target. One
-# $\varepsilon$ per (network, budget) then serves every size and checkpoint, as in the
-# paper; the parameter fraction is reported beside its target, not searched for (one knob
-# cannot hit two targets). The search takes about four minutes here, so it was run once
-# (`python tools/calibrate_tables.py`) and stored under `results/calibration`;
-# `tests/test_tables.py` fails when the stored result no longer matches the code or the
-# presets. The validation accuracy is that of the pruned network before the final
-# fine-tuning.
+# stops each layer earlier and gives a smaller network. The paper tuned $\varepsilon$
+# per network on a validation split to reach its budgets. `calibrate` (in
+# `labkit.experiments.tables`) does this by bisection on $\varepsilon$ (kept FLOPs fall
+# with $\varepsilon$; the probes below are monotone, as the table's last column says),
+# at the last checkpoint on the largest sub-dataset, until the kept FLOP fraction is
+# within 0.02 of the target. One $\varepsilon$ per (network, budget) then serves every
+# size and checkpoint, as in the paper; the parameter fraction is reported beside its
+# target, not searched for (one knob cannot hit two targets). The search takes about
+# four minutes here, so it was run once (`python tools/calibrate_tables.py`) and stored
+# under `results/calibration`; `tests/test_tables.py` fails when the stored result no
+# longer matches the code or the presets. The validation accuracy is that of the pruned
+# network before the final fine-tuning.
 
 # %%
 lk.calibration_table(cfg2, out=lk.default_root(lk.get_mode()))

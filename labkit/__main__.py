@@ -17,20 +17,21 @@ import contextlib
 import os
 import sys
 
-from labkit import config, cpu_pins, runner
-from labkit.pretraining import run_threshold
-from labkit.runtime import get_device, get_mode
-from labkit.store import default_root
+from labkit import config
+from labkit.experiments.threshold.cell import run_threshold
+from labkit.infra import cpu_pins, runner
+from labkit.infra.runtime import get_device, get_mode
+from labkit.infra.store import default_root
 
 
 def _fig1(cfg, out, device, name, **opts):
-    from labkit.fig1 import run_fig1
+    from labkit.experiments.fig1.cell import run_fig1
 
     return run_fig1(cfg, out=out, device=device, name=name, **opts)
 
 
 def _fig1_summary(cfg, table, name) -> str:
-    from labkit.fig1 import red_line, red_line_summary
+    from labkit.experiments.fig1.analysis import red_line, red_line_summary
 
     keys = ["lr", "N", "size"] if "lr" in table.columns else ["N", "size"]
     mean = table.groupby([*keys, "method", "t"])["accuracy"].mean()
@@ -49,7 +50,7 @@ def _threshold(cfg, out, device, name, **opts):
 
 
 def _threshold_summary(cfg, table, name) -> str:
-    from labkit.thresholds import threshold_runs
+    from labkit.experiments.threshold.analysis import threshold_runs
 
     runs = threshold_runs(table, delta=cfg.delta, tol=cfg.tol)
     cols = ["T_dense", "dense_censored", "T_prune", "prune_zero", "kappa", "rel_first"]
@@ -59,26 +60,26 @@ def _threshold_summary(cfg, table, name) -> str:
 
 
 def _threshold_gpu(cfg, out, device, name, **opts):
-    from labkit.pretraining_gpu import run_threshold as run_threshold_gpu
+    from labkit.experiments.threshold.cell_gpu import run_threshold as run_threshold_gpu
 
     return run_threshold_gpu(cfg, out=out, device=device, name=name, **opts)
 
 
 def _table(cfg, out, device, name, **opts):
-    from labkit.tables import run_table
+    from labkit.experiments.tables.cell import run_table
 
     return run_table(cfg, out=out, device=device, name=name, **opts)
 
 
 def _table_summary(cfg, table, name) -> str:
-    from labkit.tables import table_view
+    from labkit.experiments.tables.analysis import table_view
 
     view = table_view(table, "size" if name == "table1" else "target").to_string(index=False)
     return f"fine-tuned subnetwork test accuracy (%):\n{view}"
 
 
 def _prune_init(cfg, out, device, name, **opts):
-    from labkit.prune_init import run_prune_init
+    from labkit.experiments.prune_init.cell import run_prune_init
 
     return run_prune_init(cfg, out=out, device=device, name=name, **opts)
 
@@ -90,7 +91,7 @@ def _prune_init_summary(cfg, table, name) -> str:
 
 
 def _diet(cfg, out, device, name, **opts):
-    from labkit.diet import run_diet
+    from labkit.experiments.diet.cell import run_diet
 
     return run_diet(cfg, out=out, device=device, name=name, **opts)
 
@@ -104,13 +105,13 @@ def _diet_summary(cfg, table, name) -> str:
 
 
 def _stopping(cfg, out, device, name, **opts):
-    from labkit.trajectories import run_stopping
+    from labkit.experiments.stopping.cell import run_stopping
 
     return run_stopping(cfg, out=out, device=device, name=name, **opts)
 
 
 def _stopping_summary(cfg, table, name) -> str:
-    from labkit.trajectories import rule_stops, stop_summary
+    from labkit.experiments.stopping.analysis import rule_stops, stop_summary
 
     summary = stop_summary(rule_stops(table, cfg))
     view = summary[["testbed", "setting", "rule", "fired", "saved", "cost"]]

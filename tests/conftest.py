@@ -6,7 +6,7 @@ process's environment is set here, before any test module loads NumPy or PyTorch
 
 - the mode: a ``LABKIT_MODE=full`` left in the shell must not turn the test suite into a
   paper-scale run;
-- the CPU pins (``labkit.cpu_pins``): the kernels nbval starts, and this process, use the
+- the CPU pins (``labkit.infra.cpu_pins``): the kernels nbval starts, and this process, use the
   same vectorized kernels and thread count on every machine, so the stored outputs match;
 - a fresh, empty results folder (``LABKIT_RESULTS``): chapters 4, 6 and 7 reuse stored
   cells, and a check that read cells from an earlier run would compare nothing;
@@ -25,7 +25,7 @@ os.environ["LABKIT_RESULTS"] = tempfile.mkdtemp(prefix="labkit-results-")
 atexit.register(shutil.rmtree, os.environ["LABKIT_RESULTS"], ignore_errors=True)
 
 # importing labkit first sets the pins in os.environ and checks that they took effect here
-from labkit import cpu_pins  # noqa: E402
+from labkit.infra import cpu_pins  # noqa: E402
 
 assert cpu_pins.problems() == []
 

@@ -1,4 +1,4 @@
-"""Lemma 1, Lemma 2 and Theorem 1 (labkit.bounds), checked against computations written
+"""Lemma 1, Lemma 2 and Theorem 1 (labkit.algorithms.bounds), checked against computations written
 here: brute-force diameters, a GFS loop written from the definition, explicit harmonic sums,
 and a scan for the Lambert-W neuron count."""
 
@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from scipy.spatial.distance import pdist
 
 import labkit
-from labkit import bounds
+from labkit.algorithms import bounds
 
 
 def loss(z, y):

@@ -13,10 +13,10 @@ import torch
 from torch import nn
 
 import labkit as lk
-from labkit import channel_graph as cgr
-from labkit import channel_prune as cp
-from labkit import deepnets as dn
-from labkit import zoo
+from labkit.deep import graph as cgr
+from labkit.deep import nets as dn
+from labkit.deep import prune as cp
+from labkit.deep import zoo
 from labkit.distributed import DistributedGFSError
 from labkit.distributed import channels as dch
 from tests import dist_faults

@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from labkit import channel_gfs as cg
-from labkit import deepnets as dn
+from labkit.deep import channel_gfs as cg
+from labkit.deep import nets as dn
 
 SMALL = {"resnet34": 0.0625, "mobilenet_v2": 0.1}
 

@@ -1,4 +1,5 @@
-"""The experiment command line, ``python -m labkit run`` (labkit/__main__.py, labkit/runner.py):
+"""The experiment command line, ``python -m labkit run`` (labkit/__main__.py,
+labkit/infra/runner.py):
 overrides, cell selection, the dry run and its estimate, progress bars, and a run killed
 with SIGKILL leaving a results table of every cell it finished.
 
@@ -17,7 +18,8 @@ import pandas as pd
 import pytest
 
 from labkit import __main__ as cli
-from labkit import config, runner
+from labkit import config
+from labkit.infra import runner
 
 TINY = ["--set", "grid=((32, (2, 4, 8)),)", "--set", "d_values=3", "--set", "scalings=theorem",
         "--set", "seeds=0", "--set", "checkpoints=0,20,30,40,50",
@@ -162,7 +164,8 @@ for var in ("CI", "PYTEST_CURRENT_TEST", "LABKIT_PROGRESS"):
     os.environ.pop(var, None)
 import tempfile
 import pandas as pd
-from labkit import config, runner
+from labkit import config
+from labkit.infra import runner
 
 def compute(cell):
     with runner.step_bar(3, "inside the cell") as bar:

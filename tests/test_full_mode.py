@@ -12,7 +12,8 @@ import pytest
 import torch
 
 import labkit
-from labkit import config, runner
+from labkit import config
+from labkit.infra import runner
 
 CELLS = [{"i": 1}, {"i": 2}, {"i": 3}]
 

@@ -1,4 +1,4 @@
-"""The fused CPU step of the batched trainer (labkit.fused_gd) against independent
+"""The fused CPU step of the batched trainer (labkit.algorithms.fused_gd) against independent
 computations: float64 ``tanh``, PyTorch's unfused step and autograd (tests/test_threshold.py
 covers the last through :func:`labkit.train_batched`'s float32 path)."""
 
@@ -14,7 +14,7 @@ import pytest
 import torch
 
 import labkit
-from labkit import fused_gd
+from labkit.algorithms import fused_gd
 
 
 def test_tanh32_is_within_a_few_ulp_of_float64_tanh():
@@ -105,7 +105,7 @@ def test_cached_code_gives_the_same_numbers_in_a_new_process(tmp_path):
     when they were cached too, the next process linked those cached passes into ``_train``,
     and every process after it crashed loading that ``_train`` (segmentation fault)."""
     script = (
-        "import sys\nimport numpy as np\nfrom labkit import fused_gd as fg\n"
+        "import sys\nimport numpy as np\nfrom labkit.algorithms import fused_gd as fg\n"
         "rng = np.random.default_rng(0)\n"
         "X = rng.standard_normal((1, 20, 10)).astype(np.float32)\n"
         "y = rng.standard_normal((1, 20)).astype(np.float32)\n"

@@ -1,7 +1,7 @@
 """Greedy Forward Selection against a slow reference written here from the definition.
 
 The reference forms each candidate multiset's pruned output directly as the average of its
-rows and evaluates the loss from its definition; it shares no code with ``labkit.gfs``
+rows and evaluates the loss from its definition; it shares no code with ``labkit.algorithms.gfs``
 (which uses the expanded quadratic / running-sum form).
 """
 
@@ -139,7 +139,7 @@ def test_bce_scores_match_the_definition_across_blocks(monkeypatch, dtype, scale
     sigmoids) against softplus(z) - y z in float64 from the definition, with blocks of a
     few rows and a partial last block (m not a multiple of 64), at logits large enough to
     saturate the sigmoid; a block of rows scores exactly as the whole matrix does."""
-    from labkit import gfs
+    from labkit.algorithms import gfs
 
     monkeypatch.setitem(gfs._CHUNK_ELEMENTS, "cpu", 3 * 64 * -(-m // 64))  # 3 rows a block
     Phi, y = random_instance(int(scale * 10) + m, 11, m, "bce", scale)
@@ -160,7 +160,7 @@ def test_bce_scores_match_the_definition_across_blocks(monkeypatch, dtype, scale
 def test_bce_scores_tolerance_is_not_vacuous(monkeypatch):
     """The check above fails for a scorer that drops the log-sigmoid part (a deliberately
     wrong score), so its tolerance does not hide errors of the size that matter."""
-    from labkit import gfs
+    from labkit.algorithms import gfs
 
     Phi, y = random_instance(1, 11, 65, "bce", 4.0)
     Pt, yt = torch.from_numpy(Phi), torch.from_numpy(y)
@@ -173,7 +173,7 @@ def test_bce_scores_tolerance_is_not_vacuous(monkeypatch):
 
 @pytest.mark.parametrize("replacement", [True, False])
 def test_bce_selection_over_many_blocks_matches_reference(monkeypatch, replacement):
-    from labkit import gfs
+    from labkit.algorithms import gfs
 
     monkeypatch.setitem(gfs._CHUNK_ELEMENTS, "cpu", 7 * 128)  # 7 rows of m_pad = 128
     Phi, y = random_instance(21, 40, 100, "bce", 4.0)

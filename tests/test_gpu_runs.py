@@ -1,5 +1,6 @@
 """Issue 24's prepared GPU runs, on the CPU at tiny size through the same code paths: the
-device cell (:mod:`labkit.pretraining_gpu`) against chapter 4's CPU cell and against SVD
+device cell (:mod:`labkit.experiments.threshold.cell_gpu`) against chapter 4's CPU cell and
+against SVD
 and NumPy references, each script of ``tools/gpu_runs/`` run twice (the second computes
 nothing), packed as ``tools/gpu_run.sh`` packs it, unpacked by ``tools/gpu_unpack.py``,
 continued from the archive by a later "loan", and read by the chapters' functions; and
@@ -22,8 +23,12 @@ import pytest
 import torch
 
 import labkit as lk
-from labkit import config, pretraining, pretraining_gpu, rmt, runner
-from labkit.data import teacher_student
+from labkit import config
+from labkit.algorithms import rmt
+from labkit.algorithms.teacher import teacher_student
+from labkit.experiments.threshold import cell as pretraining
+from labkit.experiments.threshold import cell_gpu as pretraining_gpu
+from labkit.infra import runner
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))

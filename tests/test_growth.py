@@ -1,4 +1,4 @@
-"""labkit.growth (chapter 4's statistics) against independent computations on synthetic
+"""labkit.algorithms.growth (chapter 4's statistics) against independent computations on synthetic
 thresholds with a known growth law: direct likelihood maximization with another optimizer,
 scipy's t distribution and paired t-test, the normal equations, and the generating ``p``."""
 
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy import optimize, stats
 
-from labkit import growth
+from labkit.algorithms import growth
 
 M = np.array([32, 64, 128, 256, 512, 1024])
 

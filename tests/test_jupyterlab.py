@@ -36,7 +36,7 @@ import browser_check  # noqa: E402
 import lab  # noqa: E402
 
 del sys.path[0]
-from labkit import cpu_pins  # noqa: E402
+from labkit.infra import cpu_pins  # noqa: E402
 
 if not Path(browser_check.CHROMIUM).is_file():
     if os.environ.get("CI") == "true":

@@ -185,15 +185,17 @@ def _prune_init_run():
     """A small real chapter 9 run (about a second): two signal norms, two seeds."""
     import tempfile
 
-    from labkit import prune_init
+    from labkit.experiments.prune_init import analysis as prune_init_analysis
+    from labkit.experiments.prune_init import cell as prune_init
 
     cfg = config.get("prune_init", m=10, m_test=50, d=40, N=32, mu_norms=(1.0, 3.0),
                      steps=20, fractions=(0.0, 0.5, 0.9, 0.99), keep=(0.0625, 0.125, 0.25),
                      pretrain=(0, 5, 20), seeds=(0, 1))
     with tempfile.TemporaryDirectory() as out:
         table = prune_init.run_prune_init(cfg, out=out)
-    return table, prune_init.threshold_summary(prune_init.prune_thresholds(table, 0.05)), \
-        prune_init.bridge_summary(table)
+    thresholds = prune_init_analysis.prune_thresholds(table, 0.05)
+    return table, prune_init_analysis.threshold_summary(thresholds), \
+        prune_init_analysis.bridge_summary(table)
 
 
 def _diet_config():
@@ -209,12 +211,13 @@ def _diet_run():
     """A small real chapter 10 run (seconds): a width-2 ResNet-8 on 8x8 digits."""
     import tempfile
 
-    from labkit import diet
+    from labkit.experiments.diet import analysis as diet_analysis
+    from labkit.experiments.diet import cell as diet
 
     cfg = _diet_config()
     with tempfile.TemporaryDirectory() as out:
         table = diet.run_diet(cfg, out=out)
-    return table, diet.gfs_red_line(table, cfg.gfs_plateau[0], 0.2)
+    return table, diet_analysis.gfs_red_line(table, cfg.gfs_plateau[0], 0.2)
 
 
 MODEL = lk.CostModel(overhead_s=2e-5, s_per_entry=1e-9, latency_s=3e-5, bandwidth_Bps=2e9)
@@ -270,7 +273,8 @@ def _stopping_run():
     their summary."""
     import tempfile
 
-    from labkit import trajectories as tr
+    from labkit.experiments.stopping import analysis as tr_analysis
+    from labkit.experiments.stopping import cell as tr
 
     cfg = config.StoppingConfig(testbeds=("teacher_student", "mnist1d"), seeds=(0, 1),
                                 ts_m=(8,), ts_N=64, ts_k=4, ts_steps=60, ts_every=10,
@@ -278,8 +282,8 @@ def _stopping_run():
                                 mnist1d_size=100, window=2)
     with tempfile.TemporaryDirectory() as out:
         table = tr.run_stopping(cfg, out=out)
-    stop = tr.rule_stops(table, cfg)
-    return table, stop, tr.stop_summary(stop)
+    stop = tr_analysis.rule_stops(table, cfg)
+    return table, stop, tr_analysis.stop_summary(stop)
 
 
 def _figure4():

@@ -11,8 +11,9 @@ import pytest
 import torch
 
 from labkit import config
-from labkit import prune_init as P
-from labkit.sparsity import random_mask
+from labkit.algorithms.sparsity import random_mask
+from labkit.experiments.prune_init import analysis as PA
+from labkit.experiments.prune_init import cell as P
 
 
 def _small(seed=0):
@@ -76,13 +77,13 @@ def test_the_data_model():
 def test_crossing_and_thresholds_read_what_the_curve_says():
     fr = [0.0, 0.5, 0.9, 0.99]
     # crossing 0.45 between 0.9 and 0.99, halfway in the error: halfway in log(kept)
-    at = P._crossing(fr, [0.1, 0.1, 0.3, 0.6], 0.45)
+    at = PA._crossing(fr, [0.1, 0.1, 0.3, 0.6], 0.45)
     assert at == pytest.approx(1 - np.exp(0.5 * (np.log(0.1) + np.log(0.01))))
-    assert np.isnan(P._crossing(fr, [0.1, 0.1, 0.2, 0.3], 0.45))
+    assert np.isnan(PA._crossing(fr, [0.1, 0.1, 0.2, 0.3], 0.45))
     rows = [{"part": "sweep", "mu_norm": 1.0, "seed": s, "fraction": f, "test_error": e}
             for s, errs in ((0, [0.1, 0.1, 0.3, 0.6]), (1, [0.1, 0.2, 0.2, 0.3]))
             for f, e in zip(fr, errs, strict=True)]
-    th = P.prune_thresholds(pd.DataFrame(rows), level=0.05)
+    th = PA.prune_thresholds(pd.DataFrame(rows), level=0.05)
     assert th.loc[0, "threshold"] == pytest.approx(at)
     assert not th.loc[0, "censored"] and th.loc[1, "censored"]
     assert list(th["dense_test_error"]) == [0.1, 0.1]

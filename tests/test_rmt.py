@@ -1,4 +1,4 @@
-"""labkit.rmt against closed forms, Monte Carlo and the Bai-Yin law (chapter 5)."""
+"""labkit.algorithms.rmt against closed forms, Monte Carlo and the Bai-Yin law (chapter 5)."""
 
 from __future__ import annotations
 
@@ -103,7 +103,7 @@ def test_relu_closed_form_against_one_dimensional_quadrature(rho):
 def test_relu_kernel_quadrature_agrees_with_closed_form():
     """The tanh path (2-D Gauss-Hermite) applied to ReLU must reproduce the arc-cosine
     closed form: two independent routes to the same matrix."""
-    from labkit import rmt
+    from labkit.algorithms import rmt
 
     rng = np.random.default_rng(2)
     X = rng.normal(size=(5, 4))

@@ -1,4 +1,4 @@
-"""labkit.sparsity against independent computations: global magnitude pruning against a
+"""labkit.algorithms.sparsity against independent computations: global magnitude pruning against a
 slow NumPy rule, rewinding against the stored weights (bitwise), masked training, EL2N
 against SciPy's softmax, and the error barrier against a direct evaluation on a grid."""
 
@@ -12,7 +12,7 @@ import torch
 from scipy.special import softmax
 from torch import nn
 
-from labkit import sparsity as S
+from labkit.algorithms import sparsity as S
 
 
 def _reference_global(weights: dict, mask: dict, fraction: float) -> dict:

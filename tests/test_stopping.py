@@ -18,8 +18,9 @@ import torch
 
 import labkit as lk
 from labkit import config
-from labkit import stopping as st
-from labkit import trajectories as tr
+from labkit.experiments.stopping import analysis as tr_analysis
+from labkit.experiments.stopping import cell as tr
+from labkit.experiments.stopping import rules as st
 
 
 def _instance(seed: int, N: int = 40, m: int = 12):
@@ -225,8 +226,8 @@ def test_callback_in_a_two_layer_training_loop():
 
 
 def test_channel_selection_matches_the_brute_force_scores():
-    from labkit.channel_gfs import brute_force_scores
-    from labkit.deepnets import channel_groups
+    from labkit.deep.channel_gfs import brute_force_scores
+    from labkit.deep.nets import channel_groups
 
     net = lk.build_deepnet("resnet34", width=0.0625, in_channels=1, seed=1).double().eval()
     g = torch.Generator().manual_seed(0)
@@ -301,7 +302,7 @@ def _hand_table() -> pd.DataFrame:
 
 def test_stops_saving_and_cost_by_hand():
     cfg = config.StoppingConfig(tols=(0.0, 0.1), tol=0.1, window=2)
-    stop = tr.rule_stops(_hand_table(), cfg)
+    stop = tr_analysis.rule_stops(_hand_table(), cfg)
     s = stop[stop["label"] == "stability tol=0"].set_index("seed")
     # seed 0 settles at check 2: stops at check 4 (t = 40); seed 1 at check 6 (t = 60)
     assert s.loc[0, "t_stop"] == 40 and s.loc[1, "t_stop"] == 60
@@ -309,14 +310,14 @@ def test_stops_saving_and_cost_by_hand():
     assert s.loc[0, "cost"] == pytest.approx(0.05 * 7 - 0.05 * 4)
     bound = stop[stop["rule"] == "bound"]  # dense 1.0 > c * 0: never fires, no saving
     assert not bound["fired"].any() and (bound["saved"] == 0).all()
-    summary = tr.stop_summary(stop)
+    summary = tr_analysis.stop_summary(stop)
     row = summary[summary["rule"] == "stability tol=0"].iloc[0]
     assert row["saved"] == pytest.approx(np.mean([1 - 40 / 70, 1 - 60 / 70]))
     assert row["saved_lo"] < row["saved"] < row["saved_hi"]
     # the reading view: percent, the t-interval by hand (two seeds: t_{0.975, 1} = 12.706)
     saved = np.array([1 - 40 / 70, 1 - 60 / 70])
     half = 12.706 * saved.std(ddof=1) / np.sqrt(2)
-    view = tr.stop_view(summary).loc[("digits", "s", "stability tol=0")]
+    view = tr_analysis.stop_view(summary).loc[("digits", "s", "stability tol=0")]
     assert view["saved %"] == (f"{100 * saved.mean():.1f} [{100 * (saved.mean() - half):.1f}, "
                                f"{100 * (saved.mean() + half):.1f}]")
 
@@ -333,11 +334,11 @@ def test_tiny_run_through_the_same_code_path(tmp_path):
     assert (ts["outcome"] >= 0).all() and (ts["pruning_term"] > 0).all()
     acc = table[table["testbed"] == "mnist1d"]["outcome"]
     assert ((acc >= 0) & (acc <= 1)).all()
-    stop = tr.rule_stops(table, cfg)
-    assert len(stop) == 2 * 2 * len(tr.rule_grid(cfg))
+    stop = tr_analysis.rule_stops(table, cfg)
+    assert len(stop) == 2 * 2 * len(tr_analysis.rule_grid(cfg))
     again = tr.run_stopping(cfg, out=tmp_path)  # every cell reused
     pd.testing.assert_frame_equal(table, again)
-    ms = tr.check_costs(table)
+    ms = tr_analysis.check_costs(table)
     assert set(ms["testbed"]) == {"teacher_student", "mnist1d"}
 
 
@@ -348,10 +349,10 @@ def test_reliability_flags():
         {"testbed": "digits", "setting": "s", "rule": "b", "saved_lo": 0.5, "cost_hi": 0.05},
         {"testbed": "teacher_student", "setting": "s", "rule": "c", "saved_lo": 0.0,
          "cost_hi": 0.05}])
-    rel = tr.reliability(summary, cfg)
+    rel = tr_analysis.reliability(summary, cfg)
     assert rel["safe"].tolist() == [True, False, True]
     assert rel["useful"].tolist() == [True, False, False]
-    view = tr.reliability_view(rel)
+    view = tr_analysis.reliability_view(rel)
     assert view.loc["a", "digits"] == "1 / 1 / 1" and view.loc["a", "teacher_student"] == "-"
     assert view.loc["c", "teacher_student"] == "0 / 1 / 1"
 
@@ -366,7 +367,7 @@ def test_dataclass_replace_keeps_rules_frozen():
 def test_chapter4_archive_as_trajectories_matches_its_results_table():
     """The archived cells read with their own keys give the same losses as the archive's
     results table, and a selection of the archive's ``k`` picks at every checkpoint."""
-    c4 = tr.chapter4_table()
+    c4 = tr_analysis.chapter4_table()
     table, _ = lk.load_archive("threshold_cpu")
     table = table[(table["kind"] == "checkpoint") & (table["scaling"] == "theorem")]
     assert len(c4) == len(table)
@@ -376,7 +377,7 @@ def test_chapter4_archive_as_trajectories_matches_its_results_table():
     np.testing.assert_allclose(both["outcome"], both["pruned_128"], rtol=1e-6)
     np.testing.assert_allclose(both["dense"], both["dense_loss"], rtol=1e-6)
     assert (c4["selection"].str.split().map(len) == 128).all()
-    stop = tr.rule_stops(c4, config.StoppingConfig())
+    stop = tr_analysis.rule_stops(c4, config.StoppingConfig())
     assert set(stop["rule"]) == {"stability"}  # no pruning term, no mask stored
     with pytest.raises(ValueError, match="scaling"):
-        tr.chapter4_table(scaling="lazy")
+        tr_analysis.chapter4_table(scaling="lazy")

@@ -20,9 +20,13 @@ import torch
 from torch.utils.data import TensorDataset
 
 import labkit as lk
-from labkit import deeptrain, tables
-from labkit.deepdata import Images, validation_split
-from labkit.store import ResultStore
+from labkit.deep import graph as channel_graph
+from labkit.deep import train as deeptrain
+from labkit.deep.data import Images, subset, validation_split
+from labkit.experiments.tables import analysis as tables_analysis
+from labkit.experiments.tables import cell as tables
+from labkit.experiments.tables import layerwise
+from labkit.infra.store import ResultStore
 from tests.conftest import kill_midway_and_resume
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,7 +38,7 @@ KILL_SCRIPT = textwrap.dedent("""
     from pathlib import Path
     import torch
     from tests.test_tables import tiny_setup
-    from labkit import deeptrain
+    from labkit.deep import train as deeptrain
 
     model, data, cfg = tiny_setup(slow=float(sys.argv[2]))
     deeptrain.train(model, data, list(range(64)), stop=40, total=40, lr=0.05, cfg=cfg,
@@ -124,7 +128,7 @@ def test_pretraining_checkpoints_are_keyed_by_code(tmp_path, monkeypatch):
     for (k, a), b in zip(once.state_dict().items(), twice.state_dict().values(), strict=True):
         assert torch.equal(a, b), k
     key = tables.pretrain_key(cfg, "resnet34", 0.0625, 100)
-    monkeypatch.setattr(tables, "code_digest", lambda *parts: "other-code")
+    monkeypatch.setattr(layerwise, "code_digest", lambda *parts: "other-code")
     assert tables.pretrain_key(cfg, "resnet34", 0.0625, 100) != key
 
 
@@ -156,7 +160,7 @@ def test_validation_split_is_held_out_of_every_sub_dataset():
     assert len(val) == cfg.val_size and not set(pool) & set(val)
     assert np.all(np.bincount(data.labels[val]) == cfg.val_size // 10)
     for size in cfg.sizes:
-        assert not set(tables.subset(cfg, data, size)) & set(val)
+        assert not set(subset(cfg, data, size)) & set(val)
 
 
 def _trained(arch="resnet34", **kw):
@@ -222,7 +226,7 @@ def test_calibration_reaches_its_flop_target(tmp_path):
     work, layers = tables.layerwise(s, "resnet34", model, "gfs", eps=cal["eps"],
                                     folder=tmp_path / "replay")
     assert [r["kept"] for r in layers] == cal["kept"]
-    small = lk.channel_graph.shrink(work, s.example)
+    small = channel_graph.shrink(work, s.example)
     ratio = _independent_flops(small, (1, 32, 32)) / _independent_flops(model, (1, 32, 32))
     assert abs(ratio - 0.6) <= 0.02 and ratio == pytest.approx(cal["flops"], abs=1e-9)
     # a deliberately wrong target is not met by this eps
@@ -253,7 +257,7 @@ EPS = {("resnet34", 0.6): 0.05}
 RUN_SCRIPT = textwrap.dedent(f"""
     import sys
     import labkit as lk
-    from labkit.tables import run_table
+    from labkit.experiments.tables.cell import run_table
     cfg = lk.config.get("table1", **{TINY!r})
     run_table(cfg, out=sys.argv[1], name="table1", eps={EPS!r}).to_pickle(sys.argv[2])
 """)
@@ -273,12 +277,12 @@ def test_table_rows_views_and_two_processes(tmp_path):
         assert cell["flops"].nunique() == 1 and cell["kept_channels"].nunique() == 1
     row = table.iloc[0]
     assert 0 <= row.finetuned_acc <= 1 and row.flops < row.dense_flops
-    view = tables.table_view(table)
+    view = tables_analysis.table_view(table)
     assert list(view.columns) == ["model", "size", "t=2", "t=4", "Dense", "l1 - GFS",
                                   "random - GFS", "FLOP ratio", "param ratio"]
-    side = tables.paper_view(table, "table1")
+    side = tables_analysis.paper_view(table, "table1")
     assert len(side) == 6 * 5 and {"paper", "GFS", "L1", "random"} <= set(side.columns)
-    assert side["paper"].tolist()[:5] == tables.PAPER_TABLE1.iloc[0, 2:].tolist()
+    assert side["paper"].tolist()[:5] == tables_analysis.PAPER_TABLE1.iloc[0, 2:].tolist()
     # two one-thread processes give the same numbers as one
     two = tables.run_table(cfg, out=tmp_path / "two", name="table1", eps=EPS, workers=2)
     assert two.equals(table)
@@ -314,17 +318,17 @@ def test_cli_runs_table1_and_table2(tmp_path, monkeypatch, capsys):
 
 def test_protocol_table_is_generated_from_the_presets():
     full, quick = lk.config.get("table1", mode="full"), lk.config.get("table1", mode="quick")
-    table = tables.protocol_table("table1", full, quick)
+    table = tables_analysis.protocol_table("table1", full, quick)
     assert list(table.columns) == ["item", "paper", "full preset", "quick preset"]
-    assert set(table["item"]) == set(tables.PAPER_PROTOCOL["table1"])
+    assert set(table["item"]) == set(tables_analysis.PAPER_PROTOCOL["table1"])
     wd = table.set_index("item").loc["weight decay"]
     assert wd["full preset"] == "0.0005"
-    changed = tables.protocol_table("table1", dataclasses.replace(full, weight_decay=4e-5,
+    changed = tables_analysis.protocol_table("table1", dataclasses.replace(full, weight_decay=4e-5,
                                                                   n_candidates=0), quick)
     diff = table.compare(changed)
     assert set(table.loc[diff.index, "item"]) == {"weight decay", "candidates per step"}
     assert changed.set_index("item").loc["weight decay", "full preset"] == "4e-05"
-    imagenet = tables.protocol_table("table2", lk.config.get("table2", mode="full"),
+    imagenet = tables_analysis.protocol_table("table2", lk.config.get("table2", mode="full"),
                                      lk.config.get("table2", mode="quick"))
     assert imagenet.set_index("item").loc["weight decay", "full preset"] == "4e-05"
 
@@ -361,7 +365,7 @@ def test_data_errors(monkeypatch):
         lk.load_images("svhn")
     data = lk.load_images("mnist32")
     with pytest.raises(ValueError, match="^sizes: 3600 exceeds"):
-        tables.subset(lk.config.get("table1"), data, 3600)
+        subset(lk.config.get("table1"), data, 3600)
     with pytest.raises(ValueError, match="^val_size:"):
         validation_split(lk.config.get("table1", val_size=4000), data)
     with pytest.raises(ValueError, match="^strides:"):

@@ -17,7 +17,7 @@ from conftest import kill_midway_and_resume
 
 import labkit
 from labkit import config
-from labkit.pretraining import EXPERIMENT, run_cell
+from labkit.experiments.threshold.cell import EXPERIMENT, run_cell
 
 TINY = dict(grid=((16, (2, 3, 4)), (24, (3, 6))), d_values=(3,), seeds=(0, 1), k=2,
             checkpoints=(0, 2, 5, 10, 15, 20, 25, 30), deltas=(1e-1, 1e-2, 1e-3),
@@ -211,12 +211,13 @@ def test_store_roundtrip_and_keys(tmp_path):
 def test_code_digest_ignores_documentation_but_not_code(tmp_path, monkeypatch):
     """The cell key's code digest: a docstring, comment or layout edit keeps an archived
     run's hours; any change to the code makes new cells."""
-    from labkit import store
+    from labkit.infra import store
 
     def digest_of(source):
-        (tmp_path / "store.py").write_text(textwrap.dedent(source))
+        # code_digest reads parts relative to the package (the folder above infra/)
+        (tmp_path / "infra").mkdir(exist_ok=True)
         (tmp_path / "mod.py").write_text(textwrap.dedent(source))
-        monkeypatch.setattr(store, "__file__", str(tmp_path / "store.py"))
+        monkeypatch.setattr(store, "__file__", str(tmp_path / "infra" / "store.py"))
         return store.code_digest("mod.py")
 
     base = digest_of('''
@@ -246,16 +247,17 @@ def test_code_digest_ignores_documentation_but_not_code(tmp_path, monkeypatch):
 def test_fig1_cells_keep_their_key_when_the_analysis_changes():
     """Chapter 6's cells are keyed by the functions that compute them, not by the red
     line's analysis in the same module (which the archived runs must survive)."""
-    from labkit import fig1, store
+    from labkit.experiments.fig1 import cell as fig1
+    from labkit.infra import store
 
     key = config.get("fig1").cell_params()["code"]
     assert key == store.code_digest(fig1.load_data, fig1._accuracy,
                                     fig1.random_baseline_generator, fig1.evaluate,
-                                    fig1._sgd_step, fig1.train_cell, "gfs.py", "model.py",
-                                    "data.py")
+                                    fig1._sgd_step, fig1.train_cell, "algorithms/gfs.py",
+                                    "algorithms/model.py", "infra/data.py")
     assert key != store.code_digest(fig1.load_data, fig1._accuracy, fig1.evaluate,
-                                    fig1._sgd_step, fig1.train_cell, "gfs.py", "model.py",
-                                    "data.py")
+                                    fig1._sgd_step, fig1.train_cell, "algorithms/gfs.py",
+                                    "algorithms/model.py", "infra/data.py")
 
 
 @pytest.mark.parametrize("damage", ["truncate", "garbage", "payload", "empty"])

@@ -12,7 +12,7 @@ import argparse
 import tempfile
 
 import labkit as lk
-from labkit import tables
+from labkit.experiments.tables import cell as tables
 
 
 def main(argv=None) -> int:

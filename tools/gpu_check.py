@@ -19,7 +19,7 @@ The checks:
   program) against ``pretrain_gd`` (autograd) network by network on the CPU;
 - ``threshold-cell`` and ``fig1-cell``: one cell of chapters 4 and 6 on the device against
   the same cell on the CPU (float64, synthetic digits for chapter 6);
-- ``threshold-gpu-cell``: the paper-scale runs' cell (:mod:`labkit.pretraining_gpu`:
+- ``threshold-gpu-cell``: the paper-scale runs' cell (:mod:`labkit.experiments.threshold.cell_gpu`:
   spectra from the Gram matrix, the kernel and GFS on the device) against chapter 4's CPU
   cell (SVD, NumPy kernel), float64;
 - ``channel-scorer`` and ``shrink``: chapter 7's batched channel scorer against one full
@@ -141,7 +141,7 @@ def _threshold_cells(run_cell, dev, m, N, big, seed_keys=(), exact=("T_dense",))
     """``run_cell`` (a chapter 4 cell) on ``dev`` against chapter 4's CPU cell, float64,
     both step rules: the rows' losses and movement, the per-seed ``seed_keys`` to rounding
     and the per-seed ``exact`` thresholds exactly."""
-    from labkit.pretraining import run_cell as cpu_cell
+    from labkit.experiments.threshold.cell import run_cell as cpu_cell
 
     cfg = lk.config.get("threshold", mode="quick", dtype="float64", seeds=(0, 1), k=8,
                         grid=((N, (m, 2 * m)),),
@@ -162,7 +162,7 @@ def _threshold_cells(run_cell, dev, m, N, big, seed_keys=(), exact=("T_dense",))
 
 @check("threshold-cell")
 def _threshold(dev, big):
-    from labkit.pretraining import run_cell
+    from labkit.experiments.threshold.cell import run_cell
 
     # both step rules' hand-written gradients on the device
     return _threshold_cells(run_cell, dev, *((128, 1024) if big else (8, 64)), big)
@@ -170,7 +170,7 @@ def _threshold(dev, big):
 
 @check("threshold-gpu-cell")
 def _threshold_gpu(dev, big):
-    from labkit import pretraining_gpu
+    from labkit.experiments.threshold import cell_gpu as pretraining_gpu
 
     # issue 24's cell (spectra, kernel, GFS on the device)
     return _threshold_cells(pretraining_gpu.run_cell, dev,
@@ -181,7 +181,7 @@ def _threshold_gpu(dev, big):
 
 @check("fig1-cell")
 def _fig1(dev, big):
-    from labkit import fig1
+    from labkit.experiments.fig1 import cell as fig1
 
     g = torch.Generator().manual_seed(0)
     n, d = (2000, 784) if big else (200, 64)
@@ -211,7 +211,7 @@ def _deep_model(arch, dev):
 
 @check("channel-scorer")
 def _scorer(dev, big):
-    from labkit import channel_gfs as cg
+    from labkit.deep import channel_gfs as cg
 
     worst, same = [], True
     for arch in ("resnet34", "mobilenet_v2"):

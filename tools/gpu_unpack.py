@@ -34,7 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from labkit.store import ResultStore, write_text_atomic  # noqa: E402
+from labkit.infra.store import ResultStore, write_text_atomic  # noqa: E402
 
 
 def _cells(folder: Path) -> list[Path]:

@@ -9,7 +9,7 @@ Three things a plain ``jupyter lab`` lacks:
   (``labconfig/default_setting_overrides.json``); a "Python 3" kernel spec, the name in
   the chapters' headers (``kernels/python3``);
 - the server, and so every kernel it starts, runs with quick mode's CPU pins
-  (``labkit/cpu_pins.py``), the same as nbval's (``LABKIT_PIN_CPU=0`` or
+  (``labkit/infra/cpu_pins.py``), the same as nbval's (``LABKIT_PIN_CPU=0`` or
   ``LABKIT_MODE=full`` turn them off, as everywhere);
 - the file browser starts at the repository root.
 ``tests/test_jupyterlab.py`` starts JupyterLab through :func:`command` and :func:`lab_env`.

@@ -1,7 +1,7 @@
 """The environment the tools give the kernels they start (shared by refresh_notebooks.py
 and build_book.py).
 
-``labkit/cpu_pins.py`` is loaded from its file: it uses the standard library only, so the
+``labkit/infra/cpu_pins.py`` is loaded from its file: it uses the standard library only, so the
 tools set the pins without loading NumPy or PyTorch themselves.
 """
 
@@ -15,9 +15,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def cpu_pins():
-    """The module ``labkit.cpu_pins``, without importing the ``labkit`` package."""
+    """The module ``labkit.infra.cpu_pins``, without importing the ``labkit`` package."""
     spec = importlib.util.spec_from_file_location("labkit_cpu_pins",
-                                                  ROOT / "labkit" / "cpu_pins.py")
+                                                  ROOT / "labkit" / "infra" / "cpu_pins.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

@@ -1,6 +1,6 @@
 """Search for instances on which greedy forward selection comes close to Lemma 1 (issue 17).
 
-Lemma 1 (``labkit/bounds.py``) bounds the GFS iterates ``z_k`` (squared loss
+Lemma 1 (``labkit/algorithms/bounds.py``) bounds the GFS iterates ``z_k`` (squared loss
 ``l(z) = |z - y|^2 / m``, neuron outputs ``Phi``, with replacement) for any ``z*`` in the
 polytope ``M = conv{Phi_i}`` of diameter ``D``::
 

@@ -12,7 +12,7 @@ the book build, so every chapter is executed once per CI run.
 ``--inputs-only`` runs ``jupytext --to ipynb --update`` (byte-identical output when the
 notebook is already in sync, so ``git diff --exit-code tests/notebooks`` detects a stale
 reference). Execution runs in ``tests/notebooks/`` (the folder nbval runs it in) with
-``LABKIT_MODE=quick``, the CPU pins of ``labkit.cpu_pins`` (so the stored numbers are the
+``LABKIT_MODE=quick``, the CPU pins of ``labkit.infra.cpu_pins`` (so the stored numbers are the
 ones every machine reproduces) and a fresh, empty ``LABKIT_RESULTS`` folder per chapter (so
 no stored cell of an earlier run is read), in the ``python3`` kernel of this environment.
 """

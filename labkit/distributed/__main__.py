@@ -22,6 +22,7 @@ import torch
 import torch.distributed as dist
 from torch.distributed.elastic.multiprocessing.errors import record
 
+from labkit.algorithms.gfs import LOSSES, _as_tensors, _check_args, _check_labels
 from labkit.distributed.algorithm import (
     bytes_per_step,
     distributed_gfs,
@@ -34,9 +35,8 @@ from labkit.distributed.launch import (
     init_group,
     rank_device,
 )
-from labkit.gfs import LOSSES, _as_tensors, _check_args, _check_labels
-from labkit.runtime import get_device
-from labkit.store import write_text_atomic
+from labkit.infra.runtime import get_device
+from labkit.infra.store import write_text_atomic
 
 _TYPES = (".npz", ".npy", ".pt")
 
@@ -92,7 +92,7 @@ def _load_table(path: Path, names) -> dict:
 
 def _rank_block(args, rank: int, P: int):
     """This rank's rows of ``Phi`` and the labels, from a stored matrix or a network."""
-    from labkit.model import ACTIVATIONS, TwoLayerNet
+    from labkit.algorithms.model import ACTIVATIONS, TwoLayerNet
 
     if args.net is None:
         data = _load_table(args.data, ("Phi", "y"))
@@ -128,7 +128,7 @@ def _rank_block(args, rank: int, P: int):
 
 
 def _parser() -> argparse.ArgumentParser:
-    from labkit.model import ACTIVATIONS
+    from labkit.algorithms.model import ACTIVATIONS
 
     p = argparse.ArgumentParser(
         prog="torchrun --nproc-per-node P -m labkit.distributed",

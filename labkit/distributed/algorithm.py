@@ -5,13 +5,14 @@ whose sizes differ by at most one (:func:`partition_neurons`); every rank holds 
 ``y`` (``m`` samples) and the rows of ``Phi`` (``N x m`` neuron outputs) of its own block.
 One step of Algorithm 2:
 
-1. every rank scores its own candidates with the exact scorer of :mod:`labkit.gfs` (squared
+1. every rank scores its own candidates with the exact scorer of :mod:`labkit.algorithms.gfs`
+(squared
    loss: one ``Phi_block @ u``; binary cross-entropy: chunked softplus);
 2. ``all_reduce(MIN)`` of each rank's best score (for the cross-entropy also of its smallest
    ``|score|``, which sets the tie tolerance);
 3. every rank names its lowest candidate within the tolerance of the global best, and an
    ``all_reduce(MIN)`` of these global indices picks the winner: the lowest global index,
-   the rule of :func:`labkit.gfs.greedy_forward_selection`;
+   the rule of :func:`labkit.algorithms.gfs.greedy_forward_selection`;
 4. the owner ``broadcast``s the winner's row (``m`` values); every rank updates the shared
    iterate.
 
@@ -33,7 +34,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from labkit.gfs import (
+from labkit.algorithms.gfs import (
     LOSSES,
     GFSResult,
     _as_tensors,
@@ -90,7 +91,8 @@ def backend_for(device) -> str:
 
 
 def _check_inputs(Phi, y, k, loss, replacement):
-    """The input checks of :func:`labkit.gfs.greedy_forward_selection`, same order and same
+    """The input checks of :func:`labkit.algorithms.gfs.greedy_forward_selection`, same order
+    and same
     messages, so that a bad call fails the same way whichever implementation runs it."""
     Phi, y = _as_tensors(Phi, y)
     _check_args(Phi.shape[0], k, loss, replacement)
@@ -137,7 +139,7 @@ def distributed_gfs(Phi_block, y, k: int, *, loss: str = "mse", replacement: boo
     every rank, rank ``r`` passing block ``r`` of the rows of ``Phi`` (contiguous, in rank
     order; any sizes, including empty) and the full labels ``y``.
 
-    Returns ``(result, timings)``: the same :class:`labkit.gfs.GFSResult` on every rank,
+    Returns ``(result, timings)``: the same :class:`labkit.algorithms.gfs.GFSResult` on every rank,
     equal to ``greedy_forward_selection(Phi, y, k, loss=loss, replacement=replacement)`` on
     the stacked blocks, and this rank's per-step seconds ``score_s`` (its own candidates),
     ``comm_s`` (the three collectives, waiting for slower ranks included) and ``step_s``.

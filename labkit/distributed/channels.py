@@ -4,10 +4,10 @@ ResNet34 blocks this way; chapter 8).
 Every rank holds the whole network, the same mini-batches and the same random candidate
 pool (the generators are seeded alike). In each greedy step the pool of a group is split
 into contiguous shares (:func:`~labkit.distributed.partition_neurons`), each rank scores
-its share with the exact batched scorer of :mod:`labkit.channel_prune`, and one
+its share with the exact batched scorer of :mod:`labkit.deep.prune`, and one
 ``all_reduce(SUM)`` of a vector that is zero outside each rank's share gives every rank all
 the scores (adding zeros is exact). Every rank then applies the centralized tie rule
-(:func:`labkit.channel_gfs.pick`) to the same numbers and updates the same mask, so the
+(:func:`labkit.deep.channel_gfs.pick`) to the same numbers and updates the same mask, so the
 selections are those of the centralized run (tested with 1, 2 and 3 processes). A rank
 that dies makes the others' next ``all_reduce`` fail within the process-group timeout:
 a :class:`~labkit.distributed.DistributedGFSError`, not a hang.
@@ -21,15 +21,15 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from labkit.channel_graph import Traced
-from labkit.channel_prune import Accuracy, SeededBatches, prune_channels, score_candidates
+from labkit.deep.graph import Traced
+from labkit.deep.prune import Accuracy, SeededBatches, prune_channels, score_candidates
 from labkit.distributed.algorithm import _check_nprocs, _collective, partition_neurons
 from labkit.distributed.launch import DEFAULT_TIMEOUT_S, launch, rank_session
-from labkit.runtime import get_device
+from labkit.infra.runtime import get_device
 
 
 class ShareScorer:
-    """A ``scorer`` for :func:`~labkit.channel_prune.prune_channels` that scores this
+    """A ``scorer`` for :func:`~labkit.deep.prune.prune_channels` that scores this
     rank's share of the candidates and gathers every rank's scores. ``times`` collects one
     ``(group, n_candidates, score_s, comm_s)`` per step."""
 
@@ -73,7 +73,7 @@ def spawn_prune_channels(model, batches: SeededBatches, accuracy: Accuracy, *,
                          nprocs: int = 2, device=None, timeout_s: float = DEFAULT_TIMEOUT_S,
                          threads: int | None = None, deadline_s: float | None = None,
                          **opts):
-    """:func:`~labkit.channel_prune.prune_channels` with each step's candidates split
+    """:func:`~labkit.deep.prune.prune_channels` with each step's candidates split
     across ``nprocs`` freshly spawned processes (gloo on CPU, NCCL with one GPU per rank).
     ``batches`` and ``accuracy`` are the picklable helpers every rank rebuilds; ``opts``
     go to ``prune_channels`` (``eps``, ``budget``, ``groups``, ``n_candidates``, ``seed``,
@@ -82,7 +82,7 @@ def spawn_prune_channels(model, batches: SeededBatches, accuracy: Accuracy, *,
     :class:`~labkit.distributed.DistributedGFSError` naming every rank's outcome."""
     P = _check_nprocs(nprocs)
     if not isinstance(batches, SeededBatches) or not isinstance(accuracy, Accuracy):
-        raise ValueError("batches, accuracy: must be labkit.channel_prune.SeededBatches and "
+        raise ValueError("batches, accuracy: must be labkit.deep.prune.SeededBatches and "
                          "Accuracy (every process rebuilds them), got "
                          f"{type(batches).__name__} and {type(accuracy).__name__}")
     if not timeout_s > 0:

@@ -21,7 +21,7 @@ import torch.distributed as dist
 
 from labkit.distributed.algorithm import _check_nprocs
 from labkit.distributed.launch import DEFAULT_TIMEOUT_S, launch, rank_session, spawn_gfs_batch
-from labkit.runtime import get_device
+from labkit.infra.runtime import get_device
 
 # ------------------------------------------------------------------------- collectives
 
@@ -116,7 +116,7 @@ def measure_steps(instances, k: int, nprocs=(1, 2), *, repeats: int = 1,
     ``oversubscribed`` (more ranks than CPU cores). Chapter 8."""
     import pandas as pd
 
-    from labkit.gfs import greedy_forward_selection
+    from labkit.algorithms.gfs import greedy_forward_selection
 
     spec = {key: kwargs.pop(key) for key in ("loss", "replacement") if key in kwargs}
     problems = [{"Phi": Phi, "y": y, "k": k, **spec} for Phi, y in instances]

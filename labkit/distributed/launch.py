@@ -27,7 +27,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from labkit.cpu_pins import THREAD_VARS
+from labkit.algorithms.gfs import GFSResult
 from labkit.distributed.algorithm import (
     DistributedGFSError,
     _check_inputs,
@@ -37,16 +37,13 @@ from labkit.distributed.algorithm import (
     distributed_gfs,
     partition_neurons,
 )
-from labkit.gfs import GFSResult
-from labkit.runtime import get_device
+from labkit.infra.cpu_pins import thread_env as _thread_env
+from labkit.infra.runtime import get_device
 
 DEFAULT_TIMEOUT_S = 60.0
 # Rendezvous waits for the slowest rank's imports (seconds, more on a loaded machine), so it
 # gets at least this long even when the collectives' timeout is short.
 STARTUP_TIMEOUT_S = 120.0
-# every thread count quick mode's CPU pins check (one list, labkit.cpu_pins), plus
-# LABKIT_THREADS, the count those pins give the rank
-_THREAD_VARS = (*THREAD_VARS, "LABKIT_THREADS")
 _STOPPED = (-signal.SIGTERM, -signal.SIGKILL)  # exit codes of a rank the launcher stopped
 
 
@@ -107,22 +104,6 @@ def _worker(rank, P, port, problems, device, timeout_s, threads, outdir):
             np.savez(out / f"times_{n}_{rank}.npz", **times)
             if rank == 0:
                 np.savez(out / f"result_{n}.npz", order=res.order, losses=res.losses)
-
-
-@contextlib.contextmanager
-def _thread_env(threads: int):
-    """Spawned children read these at import, before any of our code runs: the BLAS libraries
-    take their thread counts from them."""
-    saved = {v: os.environ.get(v) for v in _THREAD_VARS}
-    os.environ.update({v: str(threads) for v in _THREAD_VARS})
-    try:
-        yield
-    finally:
-        for v, value in saved.items():
-            if value is None:
-                os.environ.pop(v, None)
-            else:
-                os.environ[v] = value
 
 
 def _error_message(path: str) -> str | None:
@@ -281,7 +262,7 @@ def spawn_gfs(Phi, y, k: int, *, nprocs: int = 2, loss: str = "mse", replacement
               device=None, timeout_s: float = DEFAULT_TIMEOUT_S, threads: int | None = None,
               deadline_s: float | None = None):
     """Run Algorithm 2 (Appendix D) in ``nprocs`` freshly spawned local processes, from a
-    script or a notebook; the backend follows the device (``labkit.runtime.get_device``:
+    script or a notebook; the backend follows the device (``labkit.infra.runtime.get_device``:
     gloo on CPU, NCCL with one GPU per rank on CUDA).
 
     Each rank receives only its block of rows of ``Phi``. ``threads``
@@ -291,7 +272,7 @@ def spawn_gfs(Phi, y, k: int, *, nprocs: int = 2, loss: str = "mse", replacement
     answering fails after at most this long (start-up, which waits for every rank's imports,
     gets at least ``STARTUP_TIMEOUT_S``); ``deadline_s`` (default none) bounds the whole run.
 
-    Returns ``(result, timings)``: the :class:`labkit.gfs.GFSResult`, identical to
+    Returns ``(result, timings)``: the :class:`labkit.algorithms.gfs.GFSResult`, identical to
     ``greedy_forward_selection`` (same input errors too), and a dict with per-rank per-step
     seconds ``score_s``, ``comm_s``, ``step_s`` (arrays of shape ``(P, k)``),
     ``bytes_per_step``, ``nprocs``, ``threads``, ``backend`` and ``start_s`` (launch, imports,

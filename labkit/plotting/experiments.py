@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 def plot_fig1(table, red) -> plt.Figure:
     """Chapter 6, Figure 1 as lines: GFS subnetwork accuracy on the training sub-dataset
     against pre-training iterations, one line per sub-dataset size, one panel per width,
-    and the red line's target (dashed; ``red`` from ``labkit.fig1.red_line``)."""
+    and the red line's target (dashed; ``red`` from ``labkit.experiments.fig1.cell.red_line``)."""
     gfs = table[table["method"] == "gfs"].groupby(["N", "size", "t"])["accuracy"].mean()
     widths = sorted(table["N"].unique())
     fig, axes = _panels(len(widths), height=4.0, sharey=True)
@@ -43,7 +43,8 @@ def plot_fig1(table, red) -> plt.Figure:
 def plot_fig1_heatmap(table, red, plateau_from: int | None = None) -> plt.Figure:
     """Chapter 6, Figure 1 as the paper lays it out (our reading of its figure): sub-dataset
     size against pre-training iterations, colour the mean GFS subnetwork accuracy, one panel
-    per width; over it the red line (``red`` per seed, from ``labkit.fig1.red_line``): each
+    per width; over it the red line (``red`` per seed, from
+    ``labkit.experiments.fig1.cell.red_line``): each
     seed's ``t_red`` (open circles) and their mean (the line). Checkpoints are evenly spaced
     columns labelled with their iteration; columns from ``plateau_from`` on, past the dotted
     line, only estimate the target's plateau."""
@@ -79,7 +80,8 @@ def plot_fig1_heatmap(table, red, plateau_from: int | None = None) -> plt.Figure
 @_styled
 def plot_red_line_lr(summary) -> plt.Figure:
     """Chapter 6, the learning-rate sensitivity: the red line (``summary`` from
-    ``labkit.fig1.red_line_summary`` on an ``lr_sweep`` table, one width) against the
+    ``labkit.experiments.fig1.cell.red_line_summary`` on an ``lr_sweep`` table, one width)
+    against the
     sub-dataset size, one line per learning rate, with its t-interval over seeds; left in
     iterations, right in iterations times the learning rate (the distance the mean-field
     step travels), which puts the rates on one curve if the step only rescales time."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-from labkit.growth import t_interval
+from labkit.algorithms.growth import t_interval
 from labkit.plotting.style import _legend, _panels, _styled
 
 
@@ -24,7 +24,7 @@ def plot_prune_fraction(table, thresholds=None) -> plt.Figure:
     """Chapter 9: the final training loss (left) and test error (right) against the kept
     fraction of weights ``1 - fraction`` (log axis, the dense network at 1), one line per
     signal norm, mean and 95% t-interval over seeds; dotted, each norm's mean threshold
-    (``thresholds`` from ``labkit.prune_init.threshold_summary``)."""
+    (``thresholds`` from ``labkit.experiments.prune_init.cell.threshold_summary``)."""
     sweep = table[table["part"] == "sweep"]
     fig, (left, right) = _panels(2, height=4.0)
     norms = sorted(sweep["mu_norm"].unique())
@@ -96,7 +96,7 @@ def plot_imp(summary) -> plt.Figure:
     """Chapter 10: IMP's test error against the density kept (log axis, dense at 1), mean
     and 95% t-interval over seeds. Left: rewinding to each step of full-data pre-training;
     right: the diets against full data at the same step (``summary`` from
-    ``labkit.diet.imp_summary``)."""
+    ``labkit.experiments.diet.cell.imp_summary``)."""
     fig, (left, right) = _panels(2, height=4.0, sharey=True)
     full = summary[summary["diet"] == "full"]
     steps = sorted(full["t"].unique())
@@ -160,7 +160,8 @@ def plot_gfs_diet(table, red) -> plt.Figure:
     """Chapter 10's bridge: the GFS subnetwork's accuracy on the full set of digits
     against pre-training iterations; left, pre-trained on a fraction of the data (pruned
     on all of it); right, pre-trained on all of it and pruned on a fraction; mean over
-    seeds, the red line's target dashed (``red`` from ``labkit.diet.gfs_red_line``)."""
+    seeds, the red line's target dashed (``red`` from
+    ``labkit.experiments.diet.cell.gfs_red_line``)."""
     g = table[table["part"] == "gfs"]
     fig, (left, right) = _panels(2, height=4.0, sharey=True)
     fractions = sorted(g["f"].unique())

@@ -22,7 +22,7 @@ def plot_stop_tradeoff(summary) -> plt.Figure:
     at its stop costs (y), with the seeds' 95% intervals on both; left the loss testbed
     (relative increase of the pruned loss), right the accuracy testbeds (points lost).
     Marker: the rule family; colour: the testbed and setting (``summary`` from
-    :func:`labkit.trajectories.stop_summary`)."""
+    :func:`labkit.experiments.stopping.cell.stop_summary`)."""
     fig, axes = _panels(2, height=4.2)
     settings = list(dict.fromkeys(zip(summary["testbed"], summary["setting"], strict=True)))
     colors = {s: plt.cm.tab10(i % 10) for i, s in enumerate(settings)}
@@ -53,7 +53,7 @@ def plot_stop_points(table, stop, labels) -> plt.Figure:
     """Chapter 11: the outcome of pruning at every check (mean over seeds) on each
     testbed, one panel per setting, with where each rule of ``labels`` stopped on each
     seed marked on the curve (``table`` the run's tidy table, ``stop`` from
-    :func:`labkit.trajectories.rule_stops`)."""
+    :func:`labkit.experiments.stopping.cell.rule_stops`)."""
     settings = list(dict.fromkeys(zip(table["testbed"], table["setting"], strict=True)))
     fig, axes = _panels(len(settings), height=3.2)
     axes = list(getattr(axes, "flat", [axes]))

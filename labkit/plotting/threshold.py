@@ -93,7 +93,7 @@ def plot_threshold(runs, growth, *, value: str = "T_dense", N: int) -> plt.Figur
     the horizon), one colour per ``d``, one panel per step rule, with the Box-Cox fit of
     ``growth`` (:func:`labkit.threshold_runs`, :func:`labkit.growth_table`) over the
     measured ``m``."""
-    from labkit.growth import boxcox_term
+    from labkit.algorithms.growth import boxcox_term
 
     censored = {"T_dense": "dense_censored", "T_prune": "prune_censored"}[value]
     runs = runs[runs["N"] == N]

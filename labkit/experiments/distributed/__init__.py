@@ -1,0 +1,3 @@
+"""Chapter 8's settings (``config.py``): distributed GFS and its cost model; the algorithm
+itself is :mod:`labkit.distributed`.
+"""
