@@ -140,6 +140,21 @@ def _equal(a, b, path="payload") -> list[str]:
     return [] if a == b else [f"{path}: {a!r} != {b!r}"]
 
 
+def _max_relative(a, b) -> float:
+    """The largest relative difference between numbers at the same place of two payloads
+    (non-numbers that differ count as infinite)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return max([_max_relative(a[k], b[k]) for k in a if k in b and k not in TIMINGS],
+                   default=0.0)
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        return max([_max_relative(x, y) for x, y in zip(a, b, strict=True)], default=0.0)
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        if a == b or (a != a and b != b):
+            return 0.0
+        return abs(a - b) / max(abs(a), abs(b))
+    return 0.0 if a == b else float("inf")
+
+
 def verify(name: str) -> dict:
     """Recompute the cheapest stored cell of archive ``name`` with the current code (the
     sweep's own compute function, called directly: no store, no archive) and compare it
@@ -162,6 +177,7 @@ def verify(name: str) -> dict:
             "stored_code": {k: cheapest["params"].get(k) for k in DIGEST_FIELDS},
             "current_code": {k: cell.get(k) for k in DIGEST_FIELDS},
             "seconds": round(seconds, 1), "n_differences": len(diffs),
+            "max_relative_difference": _max_relative(cheapest["payload"], payload),
             "differences": diffs[:10]}
 
 
