@@ -53,7 +53,7 @@ _API: dict[str, tuple[bool, tuple[str, ...]]] = {
         "gaussian_condition", "kappa_infinite", "kernel_matrix", "mp_edges",
         "relative_errors", "sigma_min_grid", "singular_stats")),
     "labkit.algorithms.growth": (EAGER, ("bootstrap_p", "compare_laws", "fit_boxcox",
-        "form_test", "holdout_error", "paired_difference", "t_interval")),
+        "form_test", "holdout_error", "lack_of_fit", "paired_difference", "t_interval")),
     # the lottery-ticket tools (chapters 9-10)
     "labkit.algorithms.sparsity": (LAZY, ("global_magnitude", "imp", "el2n",
         "error_barrier", "random_mask")),

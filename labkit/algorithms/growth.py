@@ -5,6 +5,10 @@
   ``p = 1``: linear), Gaussian errors, with the profile-likelihood interval for ``p``, the
   likelihood-ratio test of ``p = 0``, and runs that never reached the threshold within the
   horizon treated as right-censored (a censored, Tobit-type likelihood), not dropped;
+  with ``lower``, a threshold read on a checkpoint grid enters as the interval it is known
+  to lie in, ``(previous checkpoint, checkpoint]`` (an interval-censored likelihood), and
+  :func:`lack_of_fit` tests the law against a free mean per ``m`` under the same likelihood
+  (book design, section 11: tied seeds on a grid carry no information about spread);
 - :func:`bootstrap_p`: ``p`` refitted on data resampled by seed (every run of a drawn seed
   comes along, since the runs of one seed share its data and initialization);
 - :func:`compare_laws`: AIC of the two two-parameter laws ``a + b log m`` and ``c m^p``;
@@ -15,7 +19,8 @@
   (the theorem predicts ``c_1 = c_2 = 1``), by least squares with ``t`` intervals.
 
 Tested against independent computations on synthetic data with a known ``p``
-(``tests/test_growth.py``).
+(``tests/test_growth.py``); the interval's coverage on chapter 6's checkpoint grid, for the
+interval-censored and the exact-value fit, is simulated by ``tools/coverage_sim.py``.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, stats
+from scipy import optimize, special, stats
 
 P_GRID = np.linspace(-1.5, 2.5, 401)
 COARSE_GRID = np.linspace(-1.5, 2.5, 81)  # per bootstrap resample
@@ -55,26 +60,104 @@ def _check(m, T, censored):
     return m, T, c
 
 
-def _loglik_fixed_p(x, T, c) -> tuple[float, np.ndarray]:
+def _check_lower(T, c, lower) -> np.ndarray | None:
+    """``lower``: for each run, the largest value its threshold is known to exceed (the
+    previous checkpoint); ``None``, or every ``lower == T``, means exact values."""
+    if lower is None:
+        return None
+    L = np.asarray(lower, dtype=float)
+    if L.shape != T.shape:
+        raise ValueError(f"lower: need one bound per run ({len(T)}), got shape {L.shape}")
+    if not np.isfinite(L[~c]).all() or (L[~c] > T[~c]).any():
+        raise ValueError("lower: each bound must be finite and at most its run's T (the "
+                         "threshold lies in (lower, T])")
+    return None if np.array_equal(L[~c], T[~c]) else L
+
+
+def _interval_logprob(L, U, mu, s):
+    """``log P(L < T <= U)`` for ``T ~ N(mu, s^2)``, stable in either tail."""
+    a, b = (L - mu) / s, (U - mu) / s
+    # in the upper tail use the survival function: P = sf(a) - sf(b) = cdf(-a) - cdf(-b)
+    upper = a > 0
+    hi = special.log_ndtr(np.where(upper, -a, b))
+    lo = special.log_ndtr(np.where(upper, -b, a))
+    return hi + np.log1p(-np.exp(np.minimum(lo - hi, 0.0)) + 1e-300)
+
+
+def _loglik_fixed_p(x, T, c, L=None) -> tuple[float, np.ndarray]:
     """Maximum log-likelihood over ``(a, b, sigma)`` of ``T = a + b x + N(0, sigma^2)``,
-    where runs flagged in ``c`` only say ``T > (their value)``. Returns it and the
-    maximizer ``(a, b, sigma)``."""
-    X = np.column_stack([np.ones_like(x), x])
-    (a, b), *_ = np.linalg.lstsq(X[~c], T[~c], rcond=None)
-    resid = T[~c] - X[~c] @ [a, b]
+    where runs flagged in ``c`` only say ``T > (their value)`` and, with ``L``, a run with
+    ``L < T`` says ``L < T <= (its value)``. Returns it and the maximizer ``(a, b,
+    sigma)``."""
+    return _loglik_design(np.column_stack([np.ones_like(x), x]), T, c, L)
+
+
+def _loglik_design(X, T, c, L=None) -> tuple[float, np.ndarray]:
+    """:func:`_loglik_fixed_p` for any design ``X`` (the mean is ``X @ beta``): the
+    maximum log-likelihood and ``(*beta, sigma)``."""
+    mid = T if L is None else np.where(c, T, (T + np.where(c, T, L)) / 2)
+    beta, *_ = np.linalg.lstsq(X[~c], mid[~c], rcond=None)
+    resid = mid[~c] - X[~c] @ beta
     sigma = max(math.sqrt(float(resid @ resid) / (~c).sum()), 1e-12)
-    if not c.any():  # closed form: the Gaussian maximum likelihood
+    if L is None and not c.any():  # closed form: the Gaussian maximum likelihood
         n = len(T)
-        return -0.5 * n * (math.log(2 * math.pi * sigma**2) + 1), np.array([a, b, sigma])
+        return -0.5 * n * (math.log(2 * math.pi * sigma**2) + 1), np.array([*beta, sigma])
+    exact = ~c if L is None else ~c & (L >= T)
+    interval = np.zeros_like(c) if L is None else ~c & (L < T)
+    if L is not None:
+        # the grid's spacing bounds how small sigma can usefully get: below a thousandth of
+        # the narrowest interval every interval term is already 0 or -inf
+        width = float(np.min((T - L)[interval])) if interval.any() else 1.0
+        sigma = max(sigma, width / 4)
+        floor = math.log(width * 1e-3)
+    else:
+        floor = -math.inf
+    k = X.shape[1]
 
-    def nll(theta):
-        mu, s = X @ theta[:2], math.exp(theta[2])
-        return -(stats.norm.logpdf(T[~c], mu[~c], s).sum()
-                 + stats.norm.logsf(T[c], mu[c], s).sum())
+    if L is None:  # exact and right-censored runs only (chapter 4's archived fits)
+        def nll(theta):
+            mu, s = X @ theta[:k], math.exp(theta[k])
+            total = stats.norm.logpdf(T[exact], mu[exact], s).sum()
+            total += stats.norm.logsf(T[c], mu[c], s).sum()
+            return -total
 
-    res = optimize.minimize(nll, [a, b, math.log(sigma)], method="Nelder-Mead",
-                            options={"xatol": 1e-10, "fatol": 1e-12, "maxiter": 20000})
-    return -float(res.fun), np.array([res.x[0], res.x[1], math.exp(res.x[2])])
+        options = {"xatol": 1e-10, "fatol": 1e-12, "maxiter": 20000, "adaptive": k > 2}
+    else:
+        Te, Tc, Li, Ui = T[exact], T[c], L[interval], T[interval]
+
+        def nll(theta):
+            mu, s = X @ theta[:k], math.exp(max(theta[k], floor))
+            z = (Te - mu[exact]) / s
+            total = -0.5 * float(z @ z) - len(z) * (math.log(s) + 0.5 * math.log(2 * math.pi))
+            total += special.log_ndtr((mu[c] - Tc) / s).sum()
+            total += _interval_logprob(Li, Ui, mu[interval], s).sum()
+            return -total
+
+        # the profile is read to a hundredth of a log-likelihood unit
+        options = {"xatol": 1e-7, "fatol": 1e-9, "maxiter": 4000, "adaptive": k > 2}
+    res = optimize.minimize(nll, [*beta, math.log(sigma)], method="Nelder-Mead",
+                            options=options)
+    return -float(res.fun), np.array([*res.x[:k], math.exp(max(res.x[k], floor))])
+
+
+def lack_of_fit(m, T, *, censored=None, lower=None, level: float = 0.95) -> dict:
+    """Does the Box-Cox law fit at all? The likelihood-ratio test of the fitted law against
+    a free mean at each distinct ``m`` (common noise), under the same (censored,
+    interval-censored) likelihood: ``2 (l_free - l_law) ~ chi2(#m - 3)``. A small
+    ``pvalue`` says the law's shape is wrong, whatever its ``p``."""
+    m, T, c = _check(m, T, censored)
+    L = _check_lower(T, c, lower)
+    fit = fit_boxcox(m, T, censored=c, lower=lower, level=level, grid=COARSE_GRID)
+    sizes = np.unique(m)
+    if len(sizes) < 4:
+        raise ValueError("m: need at least 4 distinct m for a lack-of-fit test (3 are "
+                         "spent on the law)")
+    onehot = (m[:, None] == sizes[None, :]).astype(float)
+    l_free, _ = _loglik_design(onehot, T, c, L)
+    stat = max(2 * (l_free - fit.loglik), 0.0)
+    df = len(sizes) - 3
+    return {"stat": stat, "df": df, "pvalue": float(stats.chi2.sf(stat, df)),
+            "loglik_law": fit.loglik, "loglik_free": l_free}
 
 
 @dataclass(frozen=True)
@@ -102,17 +185,21 @@ class BoxCoxFit:
         return self.a + self.b * boxcox_term(m, self.p)
 
 
-def fit_boxcox(m, T, *, censored=None, level: float = 0.95, grid=P_GRID) -> BoxCoxFit:
+def fit_boxcox(m, T, *, censored=None, lower=None, level: float = 0.95,
+               grid=P_GRID) -> BoxCoxFit:
     """Fit the Box-Cox growth law to one threshold per run (``m[i]``, ``T[i]``), runs in
-    ``censored`` having reached no threshold by their ``T[i]`` (the horizon). ``p`` is the
-    maximizer of the profile log-likelihood (grid, then refined); its interval is where the
-    profile stays within ``chi2_1(level) / 2`` of the maximum (Wilks)."""
+    ``censored`` having reached no threshold by their ``T[i]`` (the horizon), and, with
+    ``lower``, each other run's threshold known only to lie in ``(lower[i], T[i]]`` (read on
+    a checkpoint grid: ``lower`` is the previous checkpoint). ``p`` is the maximizer of the
+    profile log-likelihood (grid, then refined); its interval is where the profile stays
+    within ``chi2_1(level) / 2`` of the maximum (Wilks)."""
     m, T, c = _check(m, T, censored)
+    L = _check_lower(T, c, lower)
     grid = np.asarray(grid, dtype=float)
-    profile = np.array([_loglik_fixed_p(boxcox_term(m, p), T, c)[0] for p in grid])
+    profile = np.array([_loglik_fixed_p(boxcox_term(m, p), T, c, L)[0] for p in grid])
     i = int(np.argmax(profile))
     lo, hi = grid[max(i - 1, 0)], grid[min(i + 1, len(grid) - 1)]
-    best = optimize.minimize_scalar(lambda p: -_loglik_fixed_p(boxcox_term(m, p), T, c)[0],
+    best = optimize.minimize_scalar(lambda p: -_loglik_fixed_p(boxcox_term(m, p), T, c, L)[0],
                                     bounds=(lo, hi), method="bounded",
                                     options={"xatol": 1e-8})
     p_hat, l_hat = float(best.x), -float(best.fun)
@@ -121,16 +208,16 @@ def fit_boxcox(m, T, *, censored=None, level: float = 0.95, grid=P_GRID) -> BoxC
     cut = stats.chi2.ppf(level, 1) / 2
 
     def gap(p):
-        return l_hat - _loglik_fixed_p(boxcox_term(m, p), T, c)[0] - cut
+        return l_hat - _loglik_fixed_p(boxcox_term(m, p), T, c, L)[0] - cut
 
     inside = l_hat - profile <= cut
     left = [j for j in range(i) if not inside[j]]
     right = [j for j in range(i + 1, len(grid)) if not inside[j]]
     p_lo = optimize.brentq(gap, grid[left[-1]], p_hat) if left else -math.inf
     p_hi = optimize.brentq(gap, p_hat, grid[right[0]]) if right else math.inf
-    l0, _ = _loglik_fixed_p(boxcox_term(m, 0.0), T, c)
+    l0, _ = _loglik_fixed_p(boxcox_term(m, 0.0), T, c, L)
     stat = max(2 * (l_hat - l0), 0.0)
-    _, (a, b, sigma) = _loglik_fixed_p(boxcox_term(m, p_hat), T, c)
+    _, (a, b, sigma) = _loglik_fixed_p(boxcox_term(m, p_hat), T, c, L)
     return BoxCoxFit(p_hat, float(a), float(b), float(sigma), l_hat, (p_lo, p_hi), level,
                      stat, float(stats.chi2.sf(stat, 1)), len(T), int(c.sum()), grid, profile)
 
