@@ -114,31 +114,26 @@ _API: dict[str, tuple[bool, tuple[str, ...]]] = {
         "chapter4_trajectories=chapter4_table")),
     # the figures, one function per paper figure (labkit.plotting)
     "labkit.plotting": (EAGER, ("draw_polytope", "plot_channel_distributed",
-        "plot_condition", "plot_dense_vs_t", "plot_fig1", "plot_fig1_heatmap",
-        "plot_form", "plot_gfs_diet", "plot_imp", "plot_kappa", "plot_lemma1",
+        "plot_condition", "plot_deep_table", "plot_dense_vs_t", "plot_fig1",
+        "plot_fig1_heatmap", "plot_form", "plot_gfs_diet", "plot_imp", "plot_kappa", "plot_lemma1",
         "plot_lemma3", "plot_lmc", "plot_loss_vs_k", "plot_methods", "plot_movement",
         "plot_polytopes", "plot_prune_bridge", "plot_prune_fraction",
         "plot_pruned_vs_t", "plot_red_line_lr", "plot_sigma_min", "plot_speedup",
         "plot_step_times", "plot_stop_points", "plot_stop_tradeoff", "plot_threshold",
         "show")),
 }
-# one lazy name of an eager module: chapter 7's figure, whose module is already loaded
-_LAZY_EXTRA = {"plot_deep_table": ("labkit.plotting", "plot_deep_table")}
 
 
 def _flatten() -> dict[str, tuple[str, str, bool]]:
     """public name -> (module, attribute, lazy); a name given twice is an error."""
     names: dict[str, tuple[str, str, bool]] = {}
-    entries = [(module, lazy, entry) for module, (lazy, listed) in _API.items()
-               for entry in listed]
-    entries += [(module, LAZY, f"{public}={attr}")
-                for public, (module, attr) in _LAZY_EXTRA.items()]
-    for module, lazy, entry in entries:
-        public, _, attr = entry.partition("=")
-        if public in names:
-            raise ImportError(f"labkit: {public!r} is given by both {names[public][0]} "
-                              f"and {module}")
-        names[public] = (module, attr or public, lazy)
+    for module, (lazy, listed) in _API.items():
+        for entry in listed:
+            public, _, attr = entry.partition("=")
+            if public in names:
+                raise ImportError(f"labkit: {public!r} is given by both {names[public][0]} "
+                                  f"and {module}")
+            names[public] = (module, attr or public, lazy)
     return names
 
 

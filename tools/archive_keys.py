@@ -38,6 +38,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from labkit.infra.store import ResultStore  # noqa: E402
+
 ARCHIVE = ROOT / "results" / "archive"
 DIGEST_FIELDS = ("code", "train")  # cell parameters that hold code digests, not settings
 
@@ -46,15 +49,42 @@ def archives() -> list[str]:
     return sorted(p.name for p in ARCHIVE.iterdir() if (p / "cells" / p.name).is_dir())
 
 
-def stored_cells(name: str) -> list[dict]:
-    """Every stored cell record of archive ``name`` (``params``, ``payload``, ...)."""
-    folder = ARCHIVE / name / "cells" / name
+def _records(folder: Path) -> list[dict]:
+    """Every stored record in ``folder`` (``params``, ``payload``, ...), with its file name."""
     records = []
     for path in sorted(folder.glob("*.json")):
         record = json.loads(path.read_text())
         record["_file"] = path.name
         records.append(record)
     return records
+
+
+def stored_cells(name: str) -> list[dict]:
+    """Every stored cell record of archive ``name``."""
+    return _records(ARCHIVE / name / "cells" / name)
+
+
+def _rekey(store, experiment: str, records: list[dict], by_settings: dict) -> list[dict]:
+    """Save each record under the key of the current cell with its settings (same payload
+    and recorded seconds), remove the old file, and return the moves."""
+    moves = []
+    for record in records:
+        new = by_settings.get(_settings(record["params"]))
+        if new is None or new == record["params"]:
+            continue
+        store.save(experiment, new, record["payload"], seconds=record.get("seconds"))
+        (store.root / experiment / record["_file"]).unlink()
+        moves.append({"from": record["_file"].removesuffix(".json"),
+                      "to": store.key(experiment, new),
+                      **{f"{k}_from": record["params"][k] for k in DIGEST_FIELDS
+                         if k in record["params"]},
+                      **{f"{k}_to": new[k] for k in DIGEST_FIELDS if k in new}})
+    return moves
+
+
+def _log(path: Path, entry: dict) -> None:
+    history = json.loads(path.read_text()) if path.is_file() else []
+    path.write_text(json.dumps([*history, entry], indent=1) + "\n")
 
 
 def _settings(params: dict) -> str:
@@ -82,6 +112,9 @@ def sweep_parts(name: str, out: Path) -> tuple[list[dict], object]:
 
     cfg = config.get(name, mode="full")
     sweep = cli.EXPERIMENTS[name][0]
+    # a dry run first, unpatched: it imports the sweep's module (the command line imports
+    # them on first use), whose own reference to run_cells is then patched below
+    sweep(cfg, str(out), "cpu", name=name, only=None, dry_run=True)
     modules = [m for m in list(sys.modules.values())
                if getattr(m, "run_cells", None) is real]
     for m in modules:
@@ -103,8 +136,6 @@ def current_cells(name: str, out: Path) -> list[dict]:
 def check() -> dict:
     """For each archive: stored cells, how many the current code finds, and the stored
     cells whose settings match a current cell under another code digest."""
-    from labkit.infra.store import ResultStore
-
     report = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name in archives():
@@ -183,8 +214,6 @@ def verify(name: str) -> dict:
 
 def migrate(verified: dict, reason: str) -> dict:
     """Re-key every cell of each archive whose verification passed."""
-    from labkit.infra.store import ResultStore
-
     done = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name, result in verified.items():
@@ -201,29 +230,16 @@ def migrate(verified: dict, reason: str) -> dict:
                 (ARCHIVE / name / "stale.json").write_text(json.dumps(record, indent=1) + "\n")
                 done[name] = "left as it is (stale.json): its cheapest cell differs"
                 continue
-            store = ResultStore(ARCHIVE / name / "cells")
             by_settings = {_settings(c): c for c in current_cells(name, Path(tmp))}
-            moves = []
-            for record in stored_cells(name):
-                new = by_settings.get(_settings(record["params"]))
-                if new is None or new == record["params"]:
-                    continue
-                old_key, new_key = store.key(name, record["params"]), store.key(name, new)
-                store.save(name, new, record["payload"], seconds=record.get("seconds"))
-                (store.root / name / record["_file"]).unlink()
-                moves.append({"from": old_key, "to": new_key,
-                              **{f"{k}_from": record["params"].get(k) for k in DIGEST_FIELDS
-                                 if k in record["params"]},
-                              **{f"{k}_to": new.get(k) for k in DIGEST_FIELDS if k in new}})
+            moves = _rekey(ResultStore(ARCHIVE / name / "cells"), name, stored_cells(name),
+                           by_settings)
             if moves:
-                log = ARCHIVE / name / "migrations.json"
-                history = json.loads(log.read_text()) if log.is_file() else []
-                history.append({"reason": reason,
-                                "verified_by": {k: result[k] for k in
-                                                ("cell", "settings", "seconds", "threads",
-                                                 "stored_code", "current_code")},
-                                "cells": moves})
-                log.write_text(json.dumps(history, indent=1) + "\n")
+                _log(ARCHIVE / name / "migrations.json",
+                     {"reason": reason,
+                      "verified_by": {k: result[k] for k in ("cell", "settings", "seconds",
+                                                             "threads", "stored_code",
+                                                             "current_code")},
+                      "cells": moves})
             done[name] = f"{len(moves)} cells re-keyed"
     return done
 
@@ -233,24 +249,15 @@ def migrate(verified: dict, reason: str) -> dict:
 CALIBRATIONS = ROOT / "results" / "calibration"
 
 
-def _calibration_records() -> list[dict]:
-    records = []
-    for path in sorted((CALIBRATIONS / "deep").glob("*.json")):
-        record = json.loads(path.read_text())
-        record["_file"] = path.name
-        records.append(record)
-    return records
-
-
-def _wanted_calibrations() -> list[tuple[object, dict]]:
-    """(config, parameters) of every calibration chapter 7's quick presets read."""
+def _wanted_calibrations() -> list[dict]:
+    """The parameters of every calibration chapter 7's quick presets read."""
     from labkit import config
     from labkit.experiments.tables import cell as tables
 
     out = []
     for name in ("table1", "table2"):
         cfg = config.get(name, mode="quick")
-        out += [(cfg, tables.calibration_params(cfg, a, w, t))
+        out += [tables.calibration_params(cfg, a, w, t)
                 for a, w in zip(cfg.archs, cfg.widths, strict=True) for t in cfg.targets]
     return out
 
@@ -259,15 +266,14 @@ def verify_calibrations() -> dict:
     """Recompute every committed calibration with the current code, as
     ``tools/calibrate_tables.py`` does (the preset's worker processes), into a scratch
     store, and compare each with the committed one."""
+    from labkit import config
     from labkit.experiments.tables import cell as tables
 
-    committed = {_settings(r["params"]): r for r in _calibration_records()}
+    committed = {_settings(r["params"]): r for r in _records(CALIBRATIONS / "deep")}
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         for name in ("table1", "table2"):
-            from labkit import config
-
             cfg = config.get(name, mode="quick")
             real = tables.CALIBRATION
             tables.CALIBRATION = Path(tmp) / "none"  # compute, never read the committed ones
@@ -277,8 +283,8 @@ def verify_calibrations() -> dict:
             finally:
                 tables.CALIBRATION = real
         seconds = time.perf_counter() - start
-        store = ResultStoreFor(Path(tmp) / "store")
-        for _cfg, params in _wanted_calibrations():
+        store = ResultStore(Path(tmp) / "store")
+        for params in _wanted_calibrations():
             old = committed.get(_settings(params))
             new = store.load("deep", params)
             key = f"{params['arch']}-{params['target']}"
@@ -293,32 +299,16 @@ def verify_calibrations() -> dict:
             "records": results}
 
 
-def ResultStoreFor(root: Path):
-    from labkit.infra.store import ResultStore
-
-    return ResultStore(root)
-
-
 def migrate_calibrations(verified: dict) -> str:
     """Re-key the committed calibrations whose recomputation came back equal."""
     if not verified.get("ok"):
         return "left as they are: a recomputed calibration differs"
-    store = ResultStoreFor(CALIBRATIONS)
-    by_settings = {_settings(p): p for _, p in _wanted_calibrations()}
-    moves = []
-    for record in _calibration_records():
-        new = by_settings.get(_settings(record["params"]))
-        if new is None or new == record["params"]:
-            continue
-        store.save("deep", new, record["payload"], seconds=record.get("seconds"))
-        (CALIBRATIONS / "deep" / record["_file"]).unlink()
-        moves.append({"from": record["_file"][:-5], "to": store.key("deep", new),
-                      "code_from": record["params"]["code"], "code_to": new["code"]})
-    log = CALIBRATIONS / "migrations.json"
-    history = json.loads(log.read_text()) if log.is_file() else []
-    history.append({"verified_by": {k: v for k, v in verified.items() if k != "records"},
-                    "cells": moves})
-    log.write_text(json.dumps(history, indent=1) + "\n")
+    by_settings = {_settings(p): p for p in _wanted_calibrations()}
+    moves = _rekey(ResultStore(CALIBRATIONS), "deep", _records(CALIBRATIONS / "deep"),
+                   by_settings)
+    _log(CALIBRATIONS / "migrations.json",
+         {"verified_by": {k: v for k, v in verified.items() if k != "records"},
+          "cells": moves})
     return f"{len(moves)} calibrations re-keyed"
 
 

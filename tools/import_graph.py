@@ -48,7 +48,8 @@ def graph(root: Path = ROOT) -> dict[str, set[str]]:
     for name, path in mods.items():
         package = name if path.name == "__init__.py" else name.rpartition(".")[0]
         deps = set()
-        for node in ast.walk(ast.parse(path.read_text())):
+        nodes = list(ast.walk(ast.parse(path.read_text())))
+        for node in nodes:
             if isinstance(node, ast.Import):
                 deps |= {a.name for a in node.names if a.name.split(".")[0] == "labkit"}
             elif isinstance(node, ast.ImportFrom):
@@ -63,13 +64,13 @@ def graph(root: Path = ROOT) -> dict[str, set[str]]:
                     sub = f"{target}.{alias.name}"
                     deps.add(sub if sub in mods else target)
         # importlib.import_module("labkit.x") with a constant name
-        for node in ast.walk(ast.parse(path.read_text())):
+        for node in nodes:
             if (isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "import_module"
                     and node.args and isinstance(node.args[0], ast.Constant)
                     and str(node.args[0].value).startswith("labkit")):
                 deps.add(node.args[0].value)
         if name == "labkit":  # the flat namespace's table names its modules as strings
-            deps |= {node.value for node in ast.walk(ast.parse(path.read_text()))
+            deps |= {node.value for node in nodes
                      if isinstance(node, ast.Constant) and node.value in mods}
         edges[name] = {d for d in deps if d in mods and d != name}
     return edges
