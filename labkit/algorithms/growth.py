@@ -95,35 +95,32 @@ def _loglik_fixed_p(x, T, c, L=None) -> tuple[float, np.ndarray]:
 def _loglik_design(X, T, c, L=None) -> tuple[float, np.ndarray]:
     """:func:`_loglik_fixed_p` for any design ``X`` (the mean is ``X @ beta``): the
     maximum log-likelihood and ``(*beta, sigma)``."""
-    mid = T if L is None else np.where(c, T, (T + np.where(c, T, L)) / 2)
+    mid = T if L is None else np.where(c, T, (T + L) / 2)
     beta, *_ = np.linalg.lstsq(X[~c], mid[~c], rcond=None)
     resid = mid[~c] - X[~c] @ beta
     sigma = max(math.sqrt(float(resid @ resid) / (~c).sum()), 1e-12)
     if L is None and not c.any():  # closed form: the Gaussian maximum likelihood
         n = len(T)
         return -0.5 * n * (math.log(2 * math.pi * sigma**2) + 1), np.array([*beta, sigma])
-    exact = ~c if L is None else ~c & (L >= T)
-    interval = np.zeros_like(c) if L is None else ~c & (L < T)
-    if L is not None:
-        # the grid's spacing bounds how small sigma can usefully get: below a thousandth of
-        # the narrowest interval every interval term is already 0 or -inf
-        width = float(np.min((T - L)[interval])) if interval.any() else 1.0
-        sigma = max(sigma, width / 4)
-        floor = math.log(width * 1e-3)
-    else:
-        floor = -math.inf
     k = X.shape[1]
-
     if L is None:  # exact and right-censored runs only (chapter 4's archived fits)
+        floor = -math.inf
+
         def nll(theta):
             mu, s = X @ theta[:k], math.exp(theta[k])
-            total = stats.norm.logpdf(T[exact], mu[exact], s).sum()
+            total = stats.norm.logpdf(T[~c], mu[~c], s).sum()
             total += stats.norm.logsf(T[c], mu[c], s).sum()
             return -total
 
         options = {"xatol": 1e-10, "fatol": 1e-12, "maxiter": 20000, "adaptive": k > 2}
     else:
+        exact, interval = ~c & (L >= T), ~c & (L < T)
         Te, Tc, Li, Ui = T[exact], T[c], L[interval], T[interval]
+        # the grid's spacing bounds how small sigma can usefully get: below a thousandth of
+        # the narrowest interval every interval term is already 0 or -inf
+        width = float(np.min(Ui - Li)) if interval.any() else 1.0
+        sigma = max(sigma, width / 4)
+        floor = math.log(width * 1e-3)
 
         def nll(theta):
             mu, s = X @ theta[:k], math.exp(max(theta[k], floor))
