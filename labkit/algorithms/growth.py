@@ -94,7 +94,13 @@ def _loglik_fixed_p(x, T, c, L=None) -> tuple[float, np.ndarray]:
 
 def _loglik_design(X, T, c, L=None) -> tuple[float, np.ndarray]:
     """:func:`_loglik_fixed_p` for any design ``X`` (the mean is ``X @ beta``): the
-    maximum log-likelihood and ``(*beta, sigma)``."""
+    maximum log-likelihood and ``(*beta, sigma)``.
+
+    Exact values alone have the closed form. Otherwise the likelihood (Gaussian densities,
+    log-survival of right-censored runs, log-probabilities of intervals) is maximized with
+    its analytic gradient by L-BFGS-B in ``(beta, log sigma)``, on values divided by their
+    spread so that every coordinate is of order one (the Tobit and interval likelihoods
+    are concave in Olsen's ``(beta/sigma, 1/sigma)``, so the maximum is unique)."""
     mid = T if L is None else np.where(c, T, (T + L) / 2)
     beta, *_ = np.linalg.lstsq(X[~c], mid[~c], rcond=None)
     resid = mid[~c] - X[~c] @ beta
@@ -103,38 +109,67 @@ def _loglik_design(X, T, c, L=None) -> tuple[float, np.ndarray]:
         n = len(T)
         return -0.5 * n * (math.log(2 * math.pi * sigma**2) + 1), np.array([*beta, sigma])
     k = X.shape[1]
-    if L is None:  # exact and right-censored runs only (chapter 4's archived fits)
-        floor = -math.inf
-
-        def nll(theta):
-            mu, s = X @ theta[:k], math.exp(theta[k])
-            total = stats.norm.logpdf(T[~c], mu[~c], s).sum()
-            total += stats.norm.logsf(T[c], mu[c], s).sum()
-            return -total
-
-        options = {"xatol": 1e-10, "fatol": 1e-12, "maxiter": 20000, "adaptive": k > 2}
-    else:
-        exact, interval = ~c & (L >= T), ~c & (L < T)
-        Te, Tc, Li, Ui = T[exact], T[c], L[interval], T[interval]
+    L = T if L is None else L
+    exact, interval = ~c & (L >= T), ~c & (L < T)
+    # work in units of the data's spread; an exact value's density carries 1/scale back
+    scale = max(float(np.std(mid)), float(np.max(np.abs(mid))) * 1e-6, 1e-12)
+    # and each column of the design in units of its own size (m^p reaches 10^7)
+    cols = np.maximum(np.abs(X).max(axis=0), 1e-300)
+    X = X / cols
+    beta = beta * cols
+    Xe, Xc, Xi = X[exact], X[c], X[interval]
+    Te, Tc, Li, Ui = T[exact] / scale, T[c] / scale, L[interval] / scale, T[interval] / scale
+    floor = -math.inf
+    if interval.any():
         # the grid's spacing bounds how small sigma can usefully get: below a thousandth of
         # the narrowest interval every interval term is already 0 or -inf
-        width = float(np.min(Ui - Li)) if interval.any() else 1.0
-        sigma = max(sigma, width / 4)
+        width = float(np.min(Ui - Li))
+        sigma = max(sigma, width * scale / 4)
         floor = math.log(width * 1e-3)
+    half_log_2pi = 0.5 * math.log(2 * math.pi)
+    CEIL = math.log(1e4)  # noise 10^4 times the data's spread: far past any maximum
 
-        def nll(theta):
-            mu, s = X @ theta[:k], math.exp(max(theta[k], floor))
-            z = (Te - mu[exact]) / s
-            total = -0.5 * float(z @ z) - len(z) * (math.log(s) + 0.5 * math.log(2 * math.pi))
-            total += special.log_ndtr((mu[c] - Tc) / s).sum()
-            total += _interval_logprob(Li, Ui, mu[interval], s).sum()
-            return -total
+    def nll(theta):
+        b, log_s = theta[:k], min(max(theta[k], floor), CEIL)
+        s = math.exp(log_s)
+        g_b, g_s, total = np.zeros(k), 0.0, 0.0
+        if len(Te):
+            z = (Te - Xe @ b) / s
+            total += -0.5 * float(z @ z) - len(z) * (log_s + half_log_2pi)
+            g_b += Xe.T @ (z / s)
+            g_s += float(z @ z) - len(z)
+        if len(Tc):  # log P(T > Tc) = log Phi((mu - Tc)/s)
+            w = (Xc @ b - Tc) / s
+            lw = special.log_ndtr(w)
+            lam = np.exp(-0.5 * w**2 - half_log_2pi - lw)
+            total += float(lw.sum())
+            g_b += Xc.T @ (lam / s)
+            g_s += -float(lam @ w)
+        if len(Ui):  # log P(L < T <= U)
+            mu = Xi @ b
+            a, bb = (Li - mu) / s, (Ui - mu) / s
+            lp = _interval_logprob(Li, Ui, mu, s)
+            pa = np.exp(-0.5 * a**2 - half_log_2pi - lp)
+            pb = np.exp(-0.5 * bb**2 - half_log_2pi - lp)
+            total += float(lp.sum())
+            g_b += Xi.T @ (-(pb - pa) / s)
+            g_s += -float((bb * pb - a * pa).sum())
+        if not floor <= theta[k] <= CEIL:
+            g_s = 0.0
+        grad = -np.array([*g_b, g_s])
+        if not (math.isfinite(total) and np.isfinite(grad).all()):
+            # a line-search probe far in a tail: refuse it, the search steps back
+            return 1e300, np.zeros(k + 1)
+        return -total, grad
 
-        # the profile is read to a hundredth of a log-likelihood unit
-        options = {"xatol": 1e-7, "fatol": 1e-9, "maxiter": 4000, "adaptive": k > 2}
-    res = optimize.minimize(nll, [*beta, math.log(sigma)], method="Nelder-Mead",
-                            options=options)
-    return -float(res.fun), np.array([*res.x[:k], math.exp(max(res.x[k], floor))])
+    start = np.array([*(beta / scale), math.log(sigma / scale)])
+    bounds = [(None, None)] * k + [(None if floor == -math.inf else floor, CEIL)]
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        res = optimize.minimize(nll, start, jac=True, method="L-BFGS-B", bounds=bounds,
+                                options={"maxiter": 5000, "ftol": 1e-15, "gtol": 1e-10})
+    loglik = -float(res.fun) - len(Te) * math.log(scale)
+    return loglik, np.array([*(res.x[:k] * scale / cols),
+                             math.exp(max(res.x[k], floor)) * scale])
 
 
 def lack_of_fit(m, T, *, censored=None, lower=None, level: float = 0.95) -> dict:
@@ -219,12 +254,14 @@ def fit_boxcox(m, T, *, censored=None, lower=None, level: float = 0.95,
                      stat, float(stats.chi2.sf(stat, 1)), len(T), int(c.sum()), grid, profile)
 
 
-def bootstrap_p(m, T, seeds, *, censored=None, n_boot: int = 500, seed: int = 0,
-                grid=COARSE_GRID) -> np.ndarray:
+def bootstrap_p(m, T, seeds, *, censored=None, lower=None, n_boot: int = 500,
+                seed: int = 0, grid=COARSE_GRID) -> np.ndarray:
     """``p`` refitted on ``n_boot`` resamples of the seeds (with replacement; a drawn seed
-    brings all its runs). Resamples that cannot be fitted (too few distinct ``m``) are
+    brings all its runs), under the same likelihood as :func:`fit_boxcox` (``lower``:
+    interval-censored). Resamples that cannot be fitted (too few distinct ``m``) are
     skipped; the returned array holds the others."""
     m, T, c = _check(m, T, censored)
+    L = T if lower is None else np.asarray(lower, dtype=float)
     seeds = np.asarray(seeds)
     ids = np.unique(seeds)
     rng = np.random.default_rng(seed)
@@ -232,7 +269,8 @@ def bootstrap_p(m, T, seeds, *, censored=None, n_boot: int = 500, seed: int = 0,
     for _ in range(n_boot):
         idx = np.concatenate([np.flatnonzero(seeds == s) for s in rng.choice(ids, len(ids))])
         try:
-            out.append(fit_boxcox(m[idx], T[idx], censored=c[idx], grid=grid).p)
+            out.append(fit_boxcox(m[idx], T[idx], censored=c[idx],
+                                  lower=None if lower is None else L[idx], grid=grid).p)
         except ValueError:
             continue
     return np.array(out)
@@ -254,7 +292,9 @@ def compare_laws(m, T) -> pd.DataFrame:
     rss_pow = float(np.sum((c * m**p - T) ** 2))
     rows = [("a + b log m", {"a": a, "b": b}, rss_log), ("c m^p", {"c": c, "p": p}, rss_pow)]
     table = pd.DataFrame([{"law": law, "params": params, "rss": rss,
-                           "aic": n * math.log(rss / n) + 2 * 3} for law, params, rss in rows])
+                           # an exact fit (rss 0) has AIC -inf, not a domain error
+                           "aic": n * math.log(max(rss, 1e-300) / n) + 2 * 3}
+                          for law, params, rss in rows])
     table["delta_aic"] = table["aic"] - table["aic"].min()
     return table.set_index("law")
 
@@ -278,13 +318,27 @@ def holdout_error(m, T, *, censored=None) -> pd.DataFrame:
                         ).set_index("law")
 
 
-def t_interval(values, level: float = 0.95) -> tuple[float, float, float]:
-    """Mean and Student-``t`` interval of a few values (seeds): ``mean -+ t s / sqrt(n)``."""
+def t_interval(values, level: float = 0.95, *, bounds: tuple[float, float] | None = None
+               ) -> tuple[float, float, float]:
+    """Mean and Student-``t`` interval of a few values (seeds): ``mean -+ t s / sqrt(n)``.
+
+    ``bounds``: the range of the quantity (a fraction in ``(0, 1)``, an error, a number
+    of iterations ``>= 0``); the interval is cut to it (book design, section 11: an
+    interval never leaves its quantity's range). The cut loses no coverage: the mean
+    lies in the range, so the part cut away never holds it."""
     v = np.asarray(values, dtype=float)
     if len(v) < 2:
         raise ValueError("values: need at least 2 values for an interval")
     half = stats.t.ppf(0.5 + level / 2, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v))
-    return float(v.mean()), float(v.mean() - half), float(v.mean() + half)
+    lo, hi = float(v.mean() - half), float(v.mean() + half)
+    if bounds is not None:
+        a, b = bounds
+        if not a <= b:
+            raise ValueError(f"bounds: need low <= high, got {bounds}")
+        if (v < a).any() or (v > b).any():
+            raise ValueError(f"values: outside the quantity's range {bounds}")
+        lo, hi = max(lo, a), min(hi, b)
+    return float(v.mean()), lo, hi
 
 
 def paired_difference(a, b, level: float = 0.95) -> dict:

@@ -142,15 +142,25 @@ def _median(r, value, censored, zero, setting, level) -> pd.DataFrame:
 
 
 def growth_table(runs: pd.DataFrame, value: str = "T_dense", *, by=("scaling", "d", "N"),
-                 n_boot: int = 200, level: float = 0.95) -> pd.DataFrame:
+                 n_boot: int = 200, level: float = 0.95, lower: str | None = None,
+                 grid=None) -> pd.DataFrame:
     """How ``value`` grows with ``m``, one row per group of ``by``: the Box-Cox fit on the
     per-seed values (:func:`labkit.algorithms.growth.fit_boxcox`, censored runs in the likelihood,
     runs with a threshold of 0 dropped), ``p`` with its profile-likelihood interval, the
     likelihood-ratio test of ``p = 0`` (the log law), a 90% percentile interval of ``p``
     over seed resamples, the AIC gap of the power law over the log law on the uncensored
     runs (negative: the power law fits better), and the leave-the-largest-``m``-out
-    relative errors."""
+    relative errors. ``lower``: the column holding, for each run, the value its
+    threshold is known to exceed (the previous checkpoint of a grid-read threshold): the
+    fit, the test of ``p = 0`` and the bootstrap then use the interval-censored likelihood
+    and a ``lack_of_fit`` column tests the law against a free mean per ``m``. ``grid``: the
+    profile grid of ``p``."""
     from labkit.algorithms import growth
+
+    if lower is not None and lower not in runs:
+        raise ValueError(f"lower: no column {lower!r} in runs (columns: "
+                         f"{', '.join(runs.columns)})")
+    grid = growth.P_GRID if grid is None else grid
 
     censored = {"T_dense": "dense_censored", "T_prune": "prune_censored"}[value]
     rows = []
@@ -159,13 +169,21 @@ def growth_table(runs: pd.DataFrame, value: str = "T_dense", *, by=("scaling", "
         g = g[~zero]
         row = dict(zip(by, key, strict=True))
         row.update(runs=len(g), censored=int(g[censored].sum()), dropped_zero=int(zero.sum()))
+        low = None if lower is None else g[lower]
         try:
-            fit = growth.fit_boxcox(g["m"], g[value], censored=g[censored], level=level)
+            fit = growth.fit_boxcox(g["m"], g[value], censored=g[censored], lower=low,
+                                    level=level, grid=grid)
         except ValueError as err:  # too few usable runs: say so in the table
             rows.append({**row, "note": str(err).split(": ", 1)[-1]})
             continue
+        if low is not None:
+            try:
+                row["lack_of_fit"] = growth.lack_of_fit(
+                    g["m"], g[value], censored=g[censored], lower=low)["pvalue"]
+            except ValueError:
+                row["lack_of_fit"] = np.nan
         boot = growth.bootstrap_p(g["m"], g[value], g["seed"], censored=g[censored],
-                                  n_boot=n_boot)
+                                  lower=low, n_boot=n_boot)
         free = g[~g[censored]]
         aic = growth.compare_laws(free["m"], free[value])["aic"]
         try:
@@ -232,90 +250,3 @@ def width_table(runs: pd.DataFrame, value: str = "T_dense", level: float = 0.95
     return pd.DataFrame(rows, columns=["scaling", "d", "m", "N_narrow", "N_wide",
                                        "censored_pairs", "mean_narrow", "mean_wide", "diff",
                                        "lo", "hi", "pvalue"])
-
-
-def _interval(v, lo, hi) -> str:
-    return f"{v:.2f} [{lo:.2f}, {hi:.2f}]"
-
-
-def _measured(runs: pd.DataFrame, growth: pd.DataFrame, form: pd.DataFrame,
-              width: pd.DataFrame) -> dict:
-    """The numbers behind each row of :func:`verdict_table` for one sweep (theorem step)."""
-    th = runs[runs["scaling"] == "theorem"]
-    N = th["N"].max()
-    widest = th[th["N"] == N]
-    ends = widest.groupby(["d", "m"])["T_dense"].median().groupby("d")
-    grows = {d: (g.iloc[-1], g.iloc[0]) for d, g in ends}
-    gt = growth[(growth["scaling"] == "theorem") & (growth["N"] == N)]
-    slope = form[(form["scaling"] == "theorem")].set_index("term")
-    wt = width[width["scaling"] == "theorem"].dropna(subset=["pvalue"])
-    helped = (widest["plateau"] / widest["pruned_0"]).groupby(widest["d"]).median()
-    zeros = widest.groupby("d")["prune_zero"].agg(["sum", "size"])
-    bound_ok = (th["T_dense"] <= th["T_bound"]) | th["dense_censored"]
-    return {
-        "grows": "; ".join(f"d={d}: median {hi:.0f} at the largest m vs {lo:.0f} at the "
-                           f"smallest" for d, (hi, lo) in grows.items()),
-        "grows_ok": all(hi > lo for hi, lo in grows.values()),
-        "p": "; ".join(f"d={r.d}: p = {_interval(r.p, r.p_lo, r.p_hi)}" if "p" in r._fields
-                       and np.isfinite(r.p) else f"d={r.d}: not fitted"
-                       for r in gt.itertuples()),
-        "p_lo": gt["p_lo"].min() if "p_lo" in gt else np.nan,
-        "p_hi": gt["p_hi"].max() if "p_hi" in gt else np.nan,
-        "kappa": "log kappa^2: " + _interval(*slope.loc["log kappa^2", ["coef", "lo", "hi"]])
-                 + "; log log m: " + _interval(*slope.loc["log log m", ["coef", "lo", "hi"]]),
-        "kappa_lo": slope.loc["log kappa^2", "lo"], "kappa_hi": slope.loc["log kappa^2", "hi"],
-        "loglog_lo": slope.loc["log log m", "lo"], "loglog_hi": slope.loc["log log m", "hi"],
-        "width": (f"{int((wt['pvalue'] < 0.05).sum())} of {len(wt)} (d, m) pairs differ at the "
-                  f"5% level (narrower minus wider: {wt['diff'].min():.0f} to "
-                  f"{wt['diff'].max():.0f} iterations)") if len(wt) else "no pairs",
-        "width_ok": len(wt) > 0 and bool((wt["pvalue"] >= 0.05).all()),
-        "prune": "; ".join(f"d={d}: median plateau / GFS loss at t = 0 = {helped[d]:.2f}, "
-                           f"{int(zeros.loc[d, 'sum'])} of {int(zeros.loc[d, 'size'])} runs at "
-                           f"their plateau before pre-training" for d in helped.index),
-        "prune_ok": float((helped < 0.9).mean()),  # the share of d where pruning gains
-        "bound": f"T_dense <= bound in {int(bound_ok.sum())} of {len(th)} runs",
-        "bound_ok": bool(bound_ok.all()),
-    }
-
-
-def verdict_table(quick: tuple, archived: tuple) -> pd.DataFrame:
-    """Chapter 4's verdicts: each claim, what the derivation says, what the quick and the
-    archived sweeps measured (under Theorem 2's step), and a verdict decided by a stated
-    rule from the archived sweep (pruning: "reproduced" if the median plateau is below 0.9
-    of the GFS loss at ``t = 0`` at every ``d``, "partly" at some, "not reproduced" at
-    none). ``quick`` and ``archived`` are each ``(runs, growth, form, width)`` from
-    :func:`threshold_runs`, :func:`growth_table`, :func:`form_table` and
-    :func:`width_table`."""
-    q, a = _measured(*quick), _measured(*archived)
-
-    def log_law(x):  # the profile intervals of p: all contain 0, none does, or mixed
-        if x["p_hi"] < 0 or x["p_lo"] > 0:
-            return "not reproduced" if x["p_lo"] > 0 else "partly"
-        return "reproduced"
-
-    rows = [
-        ("T grows with the dataset size m", "yes, through kappa^2(m)", "grows", "grows_ok",
-         lambda x: "reproduced" if x["grows_ok"] else "not reproduced"),
-        ("the growth is logarithmic, T ~ log m (p = 0)",
-         "no log m in the (1/m) loss; m enters through kappa^2 (a log m only with the "
-         "unnormalized loss)", "p", None, log_law),
-        ("T ~ kappa^2 (slope 1 in log kappa^2) and log m (slope 1 in log log m)",
-         "T <= (kappa^2 / 2) log(L0/delta): slope <= 1 in log kappa^2, 0 in log log m",
-         "kappa", None,
-         lambda x: "reproduced" if x["kappa_lo"] <= 1 <= x["kappa_hi"] and
-         x["loglog_lo"] <= 1 <= x["loglog_hi"] else
-         ("partly" if x["kappa_lo"] <= 1 <= x["kappa_hi"] or
-          x["loglog_lo"] <= 1 <= x["loglog_hi"] else "not reproduced")),
-        ("T does not depend on the width N", "T depends on N only through kappa(N), which "
-         "tends to the infinite-width kappa", "width", "width_ok",
-         lambda x: "reproduced" if x["width_ok"] else "partly"),
-        ("after T, GFS finds a good subnetwork (pre-training helps pruning)",
-         "Lemma 1's pruning term grows with the diameter, which the second layer's movement "
-         "inflates", "prune", "prune_ok",
-         lambda x: {1.0: "reproduced", 0.0: "not reproduced"}.get(x["prune_ok"], "partly")),
-        ("(our derivation) the linear-rate bound holds", "T_dense <= the bound", "bound",
-         "bound_ok", lambda x: "reproduced" if x["bound_ok"] else "not reproduced"),
-    ]
-    return pd.DataFrame([{"claim": claim, "our derivation": deriv, "measured (quick)": q[key],
-                          "measured (archived)": a[key], "verdict": rule(a)}
-                         for claim, deriv, key, _, rule in rows])
