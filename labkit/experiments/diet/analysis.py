@@ -9,13 +9,15 @@ import numpy as np
 import pandas as pd
 
 
-def _interval(values) -> tuple[float, float, float]:
+def _interval(values, bounds=(0.0, 1.0)) -> tuple[float, float, float]:
+    """Mean and 95% t-interval over seeds, inside ``bounds`` (errors and barriers are
+    fractions); NaN ends with one seed."""
     from labkit.algorithms.growth import t_interval
 
     v = np.asarray(values, dtype=float)
     if len(v) < 2:
         return float(v.mean()), float("nan"), float("nan")
-    return t_interval(v)
+    return t_interval(v, bounds=bounds)
 
 
 def imp_summary(table: pd.DataFrame) -> pd.DataFrame:
@@ -158,81 +160,8 @@ def gfs_red_summary(red: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for (mode, f), g in red.groupby(["mode", "f"]):
         v = g.loc[~g["censored"], "t_red"]
-        mean, lo, hi = _interval(v) if len(v) else (float("nan"),) * 3
+        mean, lo, hi = _interval(v, (0.0, np.inf)) if len(v) else (float("nan"),) * 3
         rows.append({"mode": mode, "f": f, "t_red": mean, "low": lo, "high": hi,
                      "censored": int(g["censored"].sum()), "seeds": len(g),
                      "best": g["best"].mean()})
     return pd.DataFrame(rows)
-
-
-def diet_verdicts(quick: pd.DataFrame, archived: pd.DataFrame, tol: float) -> pd.DataFrame:
-    """Paul et al.'s claims with what the quick and archived runs show and a verdict by a
-    stated rule from the archived run (sparsest round, paired by seed, 95% intervals):
-
-    - *not at step 0*: reproduced if some later rewind point's sparsest test error is
-      below step 0's with the interval below 0;
-    - *a random subset is as good*: reproduced if random minus full lies within
-      ``+-tol`` (the whole interval), not reproduced if the interval is above 0, else not
-      decided;
-    - *easy examples are as good or better*: reproduced if easy minus full has its
-      interval below ``tol``, not reproduced if above 0, else not decided;
-    - *connected examples predict success*: reproduced if the Spearman correlation
-      between the connected fraction and the sparsest error is negative with p < 0.05.
-    """
-    def facts(table):
-        return (rewind_effect(table, tol), diet_effect(table, tol),
-                lmc_predicts(table, tol))
-
-    (rq, dq, lq), (ra, da, la) = facts(quick), facts(archived)
-
-    def ci(b, col):
-        if np.isnan(b["low"]):
-            return f"{b[col]:+.3f} (one seed: no interval)"
-        return f"{b[col]:+.3f} [{b['low']:+.3f}, {b['high']:+.3f}]"
-
-    def rewind_text(r):
-        if not len(r):
-            return "no rewind point after 0"
-        b = r.sort_values("minus_step0").iloc[0]
-        return (f"best rewind step {int(b['t'])} minus step 0: {ci(b, 'minus_step0')} at the "
-                f"sparsest round")
-
-    def diet_text(d, diet):
-        row = d[d["diet"] == diet]
-        if not len(row):
-            return "not run"
-        b = row.iloc[0]
-        return f"{diet} minus full data at step {int(b['t'])}: {ci(b, 'minus_full')}"
-
-    def lmc_text(lm):
-        rho, p = lm["connected"]
-        return f"Spearman {rho:+.2f} (p = {p:.2g}, {lm['cells']} cells)"
-
-    def verdict_rewind(r):
-        return "reproduced" if len(r) and (r["high"] < 0).any() else "not reproduced"
-
-    def verdict_diet(d, diet, equal: bool):
-        row = d[d["diet"] == diet]
-        if not len(row) or np.isnan(row["low"].iloc[0]):
-            return "not decided"
-        lo, hi = row["low"].iloc[0], row["high"].iloc[0]
-        if lo > 0:
-            return "not reproduced"
-        ok = (lo >= -tol and hi <= tol) if equal else hi <= tol
-        return "reproduced" if ok else "not decided"
-
-    rho, p = la["connected"]
-    rows = [
-        ("IMP with rewinding finds sparse trainable networks after a little dense "
-         "training, not at step 0", rewind_text(rq), rewind_text(ra), verdict_rewind(ra)),
-        ("Pre-training on a small random subset for the same number of steps gives an "
-         "equally good rewind point", diet_text(dq, "random"), diet_text(da, "random"),
-         verdict_diet(da, "random", equal=True)),
-        ("Pre-training only on easy examples (lowest EL2N) gives an equally good or "
-         "better rewind point", diet_text(dq, "easy"), diet_text(da, "easy"),
-         verdict_diet(da, "easy", equal=False)),
-        ("More training examples linearly mode connected in the dense network predicts "
-         "IMP's success", lmc_text(lq), lmc_text(la),
-         "reproduced" if rho < 0 and p < 0.05 else "not reproduced"),
-    ]
-    return pd.DataFrame(rows, columns=["their claim", "quick", "archived", "verdict"])

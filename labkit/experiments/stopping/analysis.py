@@ -103,13 +103,26 @@ def rule_stops(table: pd.DataFrame, cfg) -> pd.DataFrame:
 
 
 def stop_summary(stop: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
-    """Per testbed, setting and rule: the mean fraction saved and mean cost over seeds,
-    each with its ``t`` interval, and how many seeds the rule fired on."""
+    """Per testbed, setting and rule: how many seeds the rule fired on, and the fraction
+    saved and the cost over seeds. Where it fired on every seed or on none, each is the
+    mean with its ``t`` interval, kept inside the quantity's range (saved in ``[0, 1]``;
+    cost in accuracy points in ``[-1, 1]``, or a relative loss change ``>= -1``); where it
+    fired on some seeds only, a mean over a mixture of stops and horizons describes
+    neither, so each is the **median and the range** (``stat`` says which)."""
     rows = []
     for (bed, setting, label), g in stop.groupby(["testbed", "setting", "label"], sort=False):
-        s, c = t_interval(g["saved"], level), t_interval(g["cost"], level)
+        fired = int(g["fired"].sum())
+        cost_range = (-1.0, 1.0) if METRIC[bed] == "accuracy" else (-1.0, np.inf)
+        if 0 < fired < len(g):
+            s = (g["saved"].median(), g["saved"].min(), g["saved"].max())
+            c = (g["cost"].median(), g["cost"].min(), g["cost"].max())
+            stat = "median, range"
+        else:
+            s = t_interval(g["saved"], level, bounds=(0.0, 1.0))
+            c = t_interval(g["cost"], level, bounds=cost_range)
+            stat = "mean, t-interval"
         rows.append({"testbed": bed, "setting": setting, "rule": label,
-                     "fired": f"{int(g['fired'].sum())}/{len(g)}",
+                     "fired": f"{fired}/{len(g)}", "stat": stat,
                      "saved": s[0], "saved_lo": s[1], "saved_hi": s[2],
                      "cost": c[0], "cost_lo": c[1], "cost_hi": c[2]})
     return pd.DataFrame(rows)
@@ -117,9 +130,12 @@ def stop_summary(stop: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
 
 def stop_view(summary: pd.DataFrame) -> pd.DataFrame:
     """:func:`stop_summary` for reading: saved and cost in percent, each ``mean [lo, hi]``
-    (cost: accuracy points, or the relative rise of the pruned loss)."""
+    (95% t-interval), or ``median (lo to hi)`` (the range) where the rule fired on some
+    seeds only (cost: accuracy points, or the relative rise of the pruned loss)."""
     def cell(row, name):
         lo, mid, hi = (100 * row[f"{name}_lo"], 100 * row[name], 100 * row[f"{name}_hi"])
+        if row.get("stat") == "median, range":
+            return f"median {mid:.1f} ({lo:.1f} to {hi:.1f})"
         return f"{mid:.1f} [{lo:.1f}, {hi:.1f}]"
 
     out = summary[["testbed", "setting", "rule", "fired"]].copy()
