@@ -66,10 +66,10 @@ _API: dict[str, tuple[bool, tuple[str, ...]]] = {
         "run_threshold", "train_batched")),
     "labkit.experiments.threshold.analysis": (EAGER, ("form_table", "growth_table",
         "prune_threshold", "theorem_bound", "threshold_runs", "threshold_sensitivity",
-        "verdict_table", "width_table")),
+        "width_table")),
     "labkit.experiments.fig1.cell": (EAGER, ("run_fig1",)),
-    "labkit.experiments.fig1.analysis": (EAGER, ("fig1_verdict_table",
-        "load_fig1_archive", "red_line", "red_line_growth", "red_line_summary")),
+    "labkit.experiments.fig1.analysis": (EAGER, ("load_fig1_archive", "red_line",
+        "red_line_growth", "red_line_summary")),
     "labkit.experiments.gpu_runs": (EAGER, ("archive_status", "fig1_scale_tables",
         "threshold_scale_tables")),
     # chapter 7: deep networks (torchvision, loaded on first use)
@@ -96,14 +96,13 @@ _API: dict[str, tuple[bool, tuple[str, ...]]] = {
     "labkit.experiments.prune_init.cell": (LAZY, ("run_prune_init", "patch_data",
         "gfs_classes")),
     "labkit.experiments.prune_init.analysis": (LAZY, ("prune_thresholds",
-        "threshold_summary", "improvement", "bridge_summary", "bridge_winners",
-        "prune_init_verdicts")),
+        "threshold_summary", "improvement", "bridge_summary", "bridge_winners")),
     # chapter 10: lottery tickets on a data diet (Paul et al. 2022)
     "labkit.experiments.diet.cell": (LAZY, ("run_diet", "diet_pool",
         "load_diet_data=load_data")),
     "labkit.experiments.diet.analysis": (LAZY, ("imp_summary", "matching",
         "rewind_effect", "diet_effect", "lmc_summary", "lmc_predicts", "gfs_red_line",
-        "gfs_red_summary", "diet_verdicts")),
+        "gfs_red_summary")),
     # chapter 11: when to stop pre-training
     "labkit.experiments.stopping.rules": (LAZY, ("EarlyTicket", "BoundRule",
         "StabilityRule", "EarlyBirdRule", "stop_index", "pruning_term",
@@ -120,7 +119,7 @@ _API: dict[str, tuple[bool, tuple[str, ...]]] = {
         "plot_polytopes", "plot_prune_bridge", "plot_prune_fraction",
         "plot_pruned_vs_t", "plot_red_line_lr", "plot_sigma_min", "plot_speedup",
         "plot_step_times", "plot_stop_points", "plot_stop_tradeoff", "plot_threshold",
-        "show")),
+        "show", "glue_text")),
 }
 
 
@@ -142,18 +141,23 @@ for _public, (_module, _attr, _lazy) in _NAMES.items():
     if not _lazy:
         globals()[_public] = getattr(importlib.import_module(_module), _attr)
 
-__all__ = ["config", *_NAMES]
+# subpackages reached as ``lk.<name>`` and loaded on first use: the claims registry
+# (``lk.claims.table()``) sits above the experiments it decides on
+_SUBPACKAGES = ("claims",)
+__all__ = ["config", *_SUBPACKAGES, *_NAMES]
 
 
 def __getattr__(name: str):
     if name in _NAMES:
         module, attr, _ = _NAMES[name]
         return getattr(importlib.import_module(module), attr)
+    if name in _SUBPACKAGES:
+        return importlib.import_module(f"labkit.{name}")
     raise AttributeError(f"module 'labkit' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *_NAMES})
+    return sorted({*globals(), *_SUBPACKAGES, *_NAMES})
 
 
 # quick mode: fail now, with the fix in the message, if the pins did not take effect

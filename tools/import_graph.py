@@ -26,7 +26,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 LAYERS = ("labkit.infra", "labkit.algorithms", "labkit.deep", "labkit.distributed",
-          "labkit.experiments", "labkit.plotting", "labkit")
+          "labkit.experiments", "labkit.plotting", "labkit.claims", "labkit")
 
 
 def modules(root: Path = ROOT) -> dict[str, Path]:

@@ -35,7 +35,7 @@ from labkit.plotting.neighbours import (
     plot_prune_fraction,
 )
 from labkit.plotting.stopping import plot_stop_points, plot_stop_tradeoff
-from labkit.plotting.style import COLUMN_PX, DPI, MIN_FONT_PT, ONE, RC, TWO, show
+from labkit.plotting.style import COLUMN_PX, DPI, MIN_FONT_PT, ONE, RC, TWO, glue_text, show
 from labkit.plotting.theory import (
     draw_polytope,
     plot_condition,
@@ -64,5 +64,5 @@ __all__ = [
     "plot_red_line_lr", "plot_movement", "plot_polytopes",
     "plot_gfs_diet", "plot_imp", "plot_lmc", "plot_prune_bridge", "plot_prune_fraction",
     "plot_pruned_vs_t", "plot_sigma_min", "plot_kappa",
-    "plot_speedup", "plot_step_times", "plot_threshold", "show",
+    "plot_speedup", "plot_step_times", "plot_threshold", "show", "glue_text",
 ]

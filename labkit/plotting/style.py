@@ -102,6 +102,22 @@ def show(fig, name: str) -> None:
     plt.close(fig)
 
 
+def glue_text(**texts: str) -> dict[str, str]:
+    """Record each computed sentence or number under its name for the page (myst-nb
+    ``glue``; a ``{glue:text}`` role in the markdown shows it), so that numbers in the
+    prose are computed, not typed (book design, section 11). Returns them, for a reader
+    running the chapter in JupyterLab (the page shows them where the prose cites them:
+    tag the cell ``remove-output``)."""
+    try:
+        from myst_nb import glue
+    except ImportError:
+        glue = None
+    for name, text in texts.items():
+        if glue is not None:
+            glue(name, str(text), display=False)
+    return texts
+
+
 def _line_or_points(ax, x, y, *args, **kwargs):
     """A line through three or more points; fewer are drawn as points only."""
     style = "o-" if len(x) >= 3 else "o"
