@@ -102,9 +102,11 @@ summary = lk.red_line_summary(red)
 print(summary.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
 
 # %% [markdown]
-# `t_red` is the mean over the seeds that reached the target, `low` and `high` its 95%
-# t-interval over seeds (two seeds here, so it is wide), `censored` the seeds that never
-# reached it on the grid.
+# `t_red` is the mean over the seeds that reached the target; each seed's red line is
+# only known to lie between the checkpoint before it and its own, so `low` is the lower
+# end of the 95% t-interval of those earlier checkpoints and `high` the upper end of that
+# of the red lines (two seeds here, so it is wide; seeds tied on one checkpoint still get
+# the grid's spacing); `censored` counts the seeds that never reached it on the grid.
 #
 # ## Figure 1
 
@@ -148,17 +150,21 @@ lk.show(fig, "fig-figure1-lines")
 # each law predicting the largest size from the others.
 
 # %%
-growth = lk.red_line_growth(red, horizon=cfg.checkpoints[-1], n_boot=200)
+growth = lk.red_line_growth(red, horizon=cfg.checkpoints[-1], n_boot=0)
 cols = ["N", "seeds x sizes", "censored", "p", "p_lo", "p_hi", "lr_pvalue_p0",
         "daic_pow_minus_log", "holdout_log", "holdout_pow"]
 print(growth[cols].to_string(index=False, float_format=lambda v: f"{v:.3g}"))
 
+# %% tags=["remove-output"]
+# the sentences the prose below cites, computed from the table above (glued)
+lk.glue_text(growth_quick=lk.claims.describe_growth(growth))
+
 # %% [markdown]
-# The likelihood-ratio test does not reject the log law at either width. At $N=200$ the
-# interval for $p$ lies below 0.25, so a linear growth is excluded there; at $N=400$ it runs
-# from about $-1.5$ to $1.5$ and holds both. Four sizes, two seeds and checkpoints hundreds
-# of iterations apart are a weak test: **consistent with the paper's log law, not a
-# demonstration of it**. The direction is clear: more data, more pre-training.
+# Each red line enters the fit as the interval (previous checkpoint, checkpoint] it was
+# read in, so seeds that tie on the grid carry no false precision. The fits:
+# {glue:text}`growth_quick`. Four sizes, two seeds and checkpoints hundreds of
+# iterations apart are a weak test of the law's form; the direction is plain in the
+# table of red lines: more data, more pre-training.
 
 # %% [markdown]
 # ## How much the learning rate matters
@@ -186,8 +192,8 @@ lk.show(fig, "fig-red-line-lr")
 # :name: fig-red-line-lr
 #
 # **The red line at four learning rates** (archived; 5,000 offline digits, $N=200$,
-# $k=50$, 2 seeds; mean and 95% t-interval over seeds, where both seeds reached the
-# target). Left: in iterations; right: iterations times the learning rate.
+# $k=50$, 2 seeds; mean, and the interval of the table above, where both seeds reached
+# the target). Left: in iterations; right: iterations times the learning rate.
 # ```
 
 # %%
@@ -200,18 +206,23 @@ print(growth_lr[["lr", "censored", "p", "p_lo", "p_hi", "lr_pvalue_p0",
                  "daic_pow_minus_log"]].to_string(index=False,
                                                   float_format=lambda v: f"{v:.3g}"))
 
+# %% tags=["remove-output"]
+# the per-rate fits and whether the log-law rule reads them alike (glued below)
+lr_words = {lk.claims.log_law(r.to_dict())[0] for _, r in growth_lr.iterrows()}
+lk.glue_text(growth_lr=lk.claims.describe_growth(growth_lr, keys=("lr",)),
+             lr_changes="changes with the rate" if len(lr_words) > 1
+             else "is the same at every rate")
+
 # %% [markdown]
 # The direction holds at every rate: more data, more iterations (at $\eta=0.25$ the largest
 # size does not reach the target within the 2,000-iteration grid, both seeds censored, so
 # no law is fitted there: the censored fit has only "later than 2,000" at that size). The
 # scale does not: the line moves left as the step grows, and iterations times $\eta$
 # (right panel) put the rates 0.5 and 1 on nearly one curve but not 0.25 or 2, so the step
-# does more than rescale time. **The growth law's verdict changes with the rate**: $p$ is
-# $-0.41$ [$-1.15$, 0.24] at $\eta=0.5$ and $-0.50$ [$-1.07$, 0.01] at 1, both consistent
-# with the log law, but 1.49 [1.29, 1.71] at 2, where the log law is rejected. With
-# checkpoints hundreds of iterations apart the red line takes three or four distinct values
-# per rate, and the fit follows them. At quick scale the book can say that the pre-training
-# needed grows with the dataset size, not how fast.
+# does more than rescale time. **The growth law's verdict {glue:text}`lr_changes`**:
+# {glue:text}`growth_lr`. With checkpoints hundreds of iterations apart the red line takes
+# three or four distinct values per rate. At quick scale the book can say that the
+# pre-training needed grows with the dataset size, not how fast.
 
 # %% [markdown]
 # ## The paper's range of sizes, offline: MNIST-1D
@@ -346,18 +357,20 @@ growth_arch = lk.red_line_growth(red_arch, horizon=arch_fields["checkpoints"][-1
                                  n_boot=0)
 print(growth_arch[cols].to_string(index=False, float_format=lambda v: f"{v:.3g}"))
 
+# %% tags=["remove-output"]
+lk.glue_text(growth_digits=lk.claims.describe_growth(growth_arch))
+
 # %% [markdown]
 # With $k=200$ of 800 or 1,600 neurons the GFS subnetworks reach 100% training accuracy at
 # every size, and the red line's target is 0.99. The line moves right with size at both
 # widths, for every seed: 833, 1,000, 1,833 and 3,000 iterations at $N=800$ (1,500 at 2,500
-# digits for $N=1{,}600$) from 500 to 5,000 digits. **That is faster than logarithmic**:
-# Box-Cox $p=0.96$ [0.54, 1.47] at $N=800$ and 1.64 [1.22, 2.17] at $N=1{,}600$, the log
-# law rejected by the likelihood-ratio test and by the AIC (by 11 at both widths), and
-# predicting 5,000 digits from the smaller sizes it falls short by 27% and 41% (the power
-# law by 12% and 35%). The three seeds land on the same checkpoint at most sizes, so the
-# intervals mostly reflect the grid rather than the seeds; the curvature is plain in the
-# means, though: doubling the dataset costs 167 more iterations from 500 to 1,000 digits
-# and 1,167-1,500 more from 2,500 to 5,000.
+# digits for $N=1{,}600$) from 500 to 5,000 digits. The growth law, each red line an
+# interval on the checkpoint grid: {glue:text}`growth_digits`. The three seeds land on
+# the same checkpoint at most sizes, so the grid, not the seeds, limits what the fit can
+# say; the curvature is plain in the means: doubling the dataset costs 167 more
+# iterations from 500 to 1,000 digits and 1,167-1,500 more from 2,500 to 5,000. Whether
+# that is faster than logarithmic depends on the red line's tolerance (the verdicts
+# below).
 
 # %%
 arch1d, arch1d_info, red_arch1d = lk.load_fig1_archive("fig1_mnist1d_cpu")
@@ -384,16 +397,18 @@ growth_arch1d = lk.red_line_growth(red_arch1d, horizon=arch1d_fields["checkpoint
                                    n_boot=0)
 print(growth_arch1d[cols].to_string(index=False, float_format=lambda v: f"{v:.3g}"))
 
+# %% tags=["remove-output"]
+lk.glue_text(growth_mnist1d=lk.claims.describe_growth(growth_arch1d))
+
 # %% [markdown]
 # At the paper's sizes a width-800 network barely learns MNIST-1D: the GFS subnetwork's
 # plateau falls from 0.92 at 1,000 signals to 0.67 at 50,000, 3 points above its accuracy at
 # initialization (0.64). The red line's target (0.66) is correspondingly low, and one seed
 # at 1,000 signals reaches it at $t=0$ (dropped from the fit, as chapter 4 drops zero
 # thresholds). The line still moves right for every seed: 167, 500, 1,000, 1,500 and 2,000
-# iterations from 1K to 50K. The growth is slower than on the digits and **still not
-# logarithmic**: $p=0.40$ [0.29, 0.53], the log law rejected by the likelihood-ratio test
-# and by the AIC (by 20); predicting 50K from the smaller sizes, the log law falls 17%
-# short and the power law overshoots by 14%.
+# iterations from 1K to 50K. The growth law: {glue:text}`growth_mnist1d`; predicting
+# 50K from the smaller sizes, the log law falls 17% short and the power law overshoots by
+# 14%.
 
 # %%
 best_arch = (pd.concat([arch.assign(source="digits"), arch1d.assign(source="MNIST-1D")])
@@ -434,43 +449,33 @@ else:
     print(growth_gpu[cols].to_string(index=False, float_format=lambda v: f"{v:.3g}"))
 
 # %% [markdown]
-# ## Paper and reproduction side by side
+# ## Verdicts
 #
-# Each claim of Section 5, measured at quick scale and in the archived runs, with a verdict
-# by a stated rule from the archived runs (`lk.fig1_verdict_table`): the growth is
-# reproduced if at every width every seed's red line at the largest size comes after every
-# seed's at the smallest; the log law if every profile interval of $p$ holds 0 and
-# excludes 1 (*consistent, not decided* if one holds both, *not reproduced* if one
-# excludes 0); no good subnetwork at initialization if no seed reaches the target at
-# $t=0$; narrower is better if the narrowest minus the widest width's accuracy at the end
-# of the grid, paired by size and seed, has a 95% interval above 0.
+# Each claim of this chapter as the claims registry decides it (`lk.claims`; the claims
+# ledger, {doc}`../book/claims`, gives every precondition, rule and sweep): the verdict
+# from the claim's stated rule on the archived run, the evidence at the base setting, and
+# the settings of the robustness sweep where the rule answers differently (a verdict that
+# changes along the sweep is *not decided*; a claim whose precondition fails on the
+# testbed is *not testable here*). Each red line enters the growth-law fit as the interval (previous
+# checkpoint, checkpoint] it was read in, so seeds that tie on the grid carry no false
+# precision.
 
 # %%
-horizon = cfg.checkpoints[-1]
-quick_runs = {"digits": (table, red, growth, horizon),
-              "MNIST-1D": (table1d, red1d,
-                           lk.red_line_growth(red1d, horizon=cfg1d.checkpoints[-1],
-                                              n_boot=0), cfg1d.checkpoints[-1])}
-archived_runs = {
-    "digits": (arch, red_arch, growth_arch, arch_fields["checkpoints"][-1]),
-    "MNIST-1D": (arch1d, red_arch1d, growth_arch1d, arch1d_fields["checkpoints"][-1]),
-}
-verdicts = lk.fig1_verdict_table(quick_runs, archived_runs)
 pd.set_option("display.max_colwidth", None)  # the cells are sentences: show them whole
-verdicts
+# each claim's verdict, for the paragraph below (glued)
+verdict_of = lk.claims.table(6).set_index("key")["verdict"]
+lk.glue_text(**{"v_" + key.replace("-", "_"): verdict
+                for key, verdict in verdict_of.items()})
+lk.claims.chapter_table(6)
 
 # %% [markdown]
-# The pre-training needed grows with the dataset size in every run, for every seed. Its
-# growth is logarithmic in none of the archived runs: the power $p$ is about 1-1.6 on the
-# real digits and 0.4 on MNIST-1D, all three intervals excluding the log law, while the
-# quick run is consistent with it and the learning-rate sweep shows that its verdict moves
-# with the step. Pruning at initialization is far from what pre-training gives everywhere
-# (21-28 points on the digits), but on MNIST-1D's largest sizes pre-training adds only about
-# 3 points, little enough that one seed's red line sits at $t=0$: *partly*. Narrower dense
-# networks do not give better subnetworks at $N=800$ against 1,600: both reach 100% by the
-# end of the grid, and the wider one is ahead before that (0.894 against 0.882 at 250
-# iterations on 5,000 digits). The claim may belong to widths and datasets where the
-# networks do not fit their training data; the CPU archives cannot reach them.
+# That the red line moves right with the dataset size: *{glue:text}`v_fig1_grows`*. Its
+# form, Figure 1's "seemingly logarithmic": *{glue:text}`v_fig1_log`*; the log-law rule's
+# answer moves with the red line's tolerance, the width, the learning rate and the seeds
+# left in (the last two columns). That good subnetworks need pre-training:
+# *{glue:text}`v_fig1_init`*; that narrower networks prune better:
+# *{glue:text}`v_fig1_narrower`*. The rows say where each answer holds and where it
+# moves.
 #
 # The full preset runs the paper's protocol (torchvision MNIST, 1K-50K digits, widths
 # 1,000-4,000, $k=200$, 8,000 iterations and the plateau checkpoints, 3 trials) with

@@ -373,34 +373,34 @@ lk.bridge_winners(arch)
 # faithful to the dense network, not what makes it generalize.
 
 # %% [markdown]
-# ## Their claims, side by side
+# ## Verdicts
 #
-# Each claim with what the quick and the archived runs show, and a verdict from the
-# archived run by a stated rule (`lk.prune_init_verdicts`): claim 1 is reproduced if every
-# run below the smallest per-seed threshold fits its training set and the mean test error
-# stays within 0.05 of the dense network's up to at least half the weights pruned; claim 2
-# if some fraction's paired difference to the dense network has its Bonferroni interval
-# below 0 at some signal norm; claim 3 if, past every seed's threshold, every run still
-# fits its training set, the test error is within 0.05 of chance and the noise patch
-# carries more of the training margin than the signal patch (*partly* if only the test
-# error holds).
+# Each claim of this chapter as the claims registry decides it (`lk.claims`; the claims
+# ledger, {doc}`../book/claims`, gives every precondition, rule and sweep): the verdict
+# from the claim's stated rule on the archived run, the evidence at the base setting, and
+# the settings of the robustness sweep where the rule answers differently (a verdict that
+# changes along the sweep is *not decided*; a claim whose precondition fails on the
+# testbed is *not testable here*). Claim 2's family of tests (every pruning fraction at a signal strength)
+# is corrected by Bonferroni.
 
 # %%
-verdicts = lk.prune_init_verdicts(table, arch, cfg.level)
-verdicts
+pd.set_option("display.max_colwidth", None)  # the cells are sentences: show them whole
+# each claim's verdict, for the paragraph below (glued)
+verdict_of = lk.claims.table(9).set_index("key")["verdict"]
+lk.glue_text(**{"v_" + key.replace("-", "_"): verdict
+                for key, verdict in verdict_of.items()})
+lk.claims.chapter_table(9)
 
 # %% [markdown]
-# Claim 1 holds in both runs, in its qualitative form: every network fits its training
-# set at every fraction below the threshold, and pruning up to 90% of the weights costs
-# less than 5 points of test error. Claim 2 is not reproduced: the mean test error dips by
-# 1-2 points at 50-70% pruned at the two noisier signals, but no dip is resolved by 10
-# seeds at the Bonferroni level; the bound may improve with pruning without the error
-# doing so visibly at these sizes. Claim 3 holds in part: past every seed's threshold
-# every network still fits its training set, by the noise; in 7 of 10 runs per norm the
-# masks at 99.8% kept no filter on the signal coordinate (the signal patch's margin is
-# exactly 0; the same 7 seeds at every norm, since a seed's masks do not depend on the
-# signal), and those 7 are at chance; the other 3 kept such a filter and stay better than
-# chance, the event whose probability the threshold is about.
+# Claim 1 (fits and generalizes below the threshold): *{glue:text}`v_yang_below`*.
+# Claim 2 (improves with the fraction): *{glue:text}`v_yang_improves`*; the mean test
+# error dips below the dense network's at moderate pruning in most seed-and-signal pairs,
+# but no dip is resolved at the family-wise level, which is not the same as no dip.
+# Claim 3 (memorizes and guesses past the threshold): *{glue:text}`v_yang_above`*; past
+# the threshold every network still fits its training set, by the noise, while only the
+# runs whose masks kept no filter on the signal coordinate fall to chance. The bridge
+# (GFS's pruned network keeps the dense network's error at equal size):
+# *{glue:text}`v_bridge_gfs_dense`*, depending on the kept fraction.
 #
 # The full preset (`lk.config.get("prune_init", mode="full")`: $m=300$, $d=20{,}000$,
 # $N=200$, three signal norms, 10 seeds, 1,000 steps) runs the same cells at sizes closer

@@ -347,31 +347,33 @@ lk.show(fig, "fig-gfs-diet-archived")
 # ```
 
 # %% [markdown]
-# ## Their claims, side by side
+# ## Verdicts
 #
-# Each claim with the quick and archived runs and a verdict from the archived run by a
-# stated rule (`lk.diet_verdicts`; sparsest round, paired by seed, 95% intervals): claim 1
-# is reproduced if some later rewind point beats step 0 with the interval below 0; claim 2
-# if the random subset's difference to full data lies within $\pm$`match_tol` (one
-# point), *not reproduced* if it is worse with the interval above 0, else *not decided*;
-# claim 3 likewise with "as good or better" (the interval below one point); claim 4 if the
-# correlation between connected examples and the sparsest error is negative at $p<0.05$.
+# Each claim of this chapter as the claims registry decides it (`lk.claims`; the claims
+# ledger, {doc}`../book/claims`, gives every precondition, rule and sweep): the verdict
+# from the claim's stated rule on the archived run, the evidence at the base setting, and
+# the settings of the robustness sweep where the rule answers differently (a verdict that
+# changes along the sweep is *not decided*; a claim whose precondition fails on the
+# testbed is *not testable here*).
 
 # %%
-verdicts = lk.diet_verdicts(table, arch, arch_cfg.match_tol)
-verdicts
+pd.set_option("display.max_colwidth", None)  # the cells are sentences: show them whole
+# each claim's verdict, for the paragraph below (glued)
+verdict_of = lk.claims.table(10).set_index("key")["verdict"]
+lk.glue_text(**{"v_" + key.replace("-", "_"): verdict
+                for key, verdict in verdict_of.items()})
+lk.claims.chapter_table(10)
 
 # %% [markdown]
-# Claim 1 is not reproduced on this testbed, and the chapter says why: the small
-# residual network on the digits is in the regime where IMP works from initialization,
-# its sparse networks stable from step 0, so there is no "not at step 0" to find; CIFAR-10
-# ResNet-20 (the full preset) is where Paul et al. and Frankle et al. saw it. Claim 2 is
-# reproduced: a random tenth of the data gives as good a rewind point, within a point.
-# Claim 3 is not decided: the class-balanced easiest examples are as good within 1.03
-# points, just outside the one-point rule, and the easiest examples taken without regard
-# to class are much worse, because on the digits they are nearly all one class. Claim 4 is
-# not reproduced: with the rewind step varying, the connected fraction tracks the rewind
-# point's distance from the end of training more than IMP's success.
+# Claim 1 (a little dense training, not step 0): *{glue:text}`v_paul_rewind`*. Its
+# precondition is that IMP from step 0 is clearly worse than from a later rewind point;
+# this testbed's sparse networks are stable from step 0 (the regime where IMP works at
+# initialization); CIFAR-10 ResNet-20 (the full preset) is where Paul et al. and Frankle
+# et al. saw it. The diet claims (a random subset: *{glue:text}`v_paul_random`*; easy
+# examples: *{glue:text}`v_paul_easy`*) turn on the matching tolerance the paper does not
+# fix, and the last column says at which tolerances each answer holds. Connected
+# examples as a predictor: *{glue:text}`v_paul_lmc`*; the bridge (GFS's threshold set by
+# the pre-training data): *{glue:text}`v_bridge_gfs_diet`*.
 #
 # The full preset (`lk.config.get("diet", mode="full")`) is Paul et al.'s CIFAR-10
 # ResNet-20 protocol with `LABKIT_CIFAR_DIR` set, on a GPU.

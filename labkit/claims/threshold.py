@@ -149,8 +149,9 @@ def width(s: dict):
     if not len(w):
         return outcome("not decided", "no pairs", holds=False, reason="one width only")
     reject = multipletests(w["pvalue"], alpha=0.05, method="holm")[0]
+    lo, hi = (int(round(v)) for v in (w["diff"].min(), w["diff"].max()))  # no "-0"
     text = (f"{int(reject.sum())} of {len(w)} (d, m) pairs differ (Holm, 5%); narrower "
-            f"minus wider {w['diff'].min():,.0f} to {w['diff'].max():,.0f} iterations")
+            f"minus wider {lo:,} to {hi:,} iterations")
     verdict = ("consistent (weak test)" if not reject.any() else
                "not reproduced" if reject.all() else "partly")
     return outcome(verdict, text)

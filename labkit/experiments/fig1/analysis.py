@@ -51,18 +51,27 @@ def _settings(table: pd.DataFrame) -> list[str]:
 
 
 def red_line_summary(red: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
-    """Per (N, size): the mean ``t_red`` over the seeds that reached the target, its
-    t-interval (``NaN`` with fewer than two), and how many seeds were censored."""
+    """Per (N, size): the mean ``t_red`` over the seeds that reached the target, an
+    interval for it (``NaN`` with fewer than two), and how many seeds were censored.
+
+    Each seed's red line is only known to lie in ``(t_prev, t_red]``, so the interval runs
+    from the lower end of the t-interval of the ``t_prev`` values to the upper end of that
+    of the ``t_red`` values (seeds tied on one checkpoint then give the grid's spacing, not
+    a zero-width interval), kept at or above 0 iterations."""
     from labkit.algorithms.growth import t_interval
 
     rows = []
     keys = [*_settings(red), "size"]
     for key, g in red.groupby(keys):
-        t = g["t_red"].dropna().to_numpy(float)
+        done = g.dropna(subset=["t_red"])
+        t = done["t_red"].to_numpy(float)
+        prev = done["t_prev"].fillna(0.0).to_numpy(float) if "t_prev" in done else t
         mean = float(t.mean()) if len(t) else np.nan
-        # a red line is a number of iterations: the interval stays at or above 0
-        _, low, high = (t_interval(t, level, bounds=(0.0, np.inf)) if len(t) > 1
-                        else (mean, np.nan, np.nan))
+        if len(t) > 1:
+            low = t_interval(prev, level, bounds=(0.0, np.inf))[1]
+            high = t_interval(t, level, bounds=(0.0, np.inf))[2]
+        else:
+            low = high = np.nan
         rows.append({**dict(zip(keys, key, strict=True)), "target": float(g["target"].iloc[0]),
                      "t_red": mean, "low": low, "high": high,
                      "seeds": len(g), "censored": int(g["t_red"].isna().sum())})

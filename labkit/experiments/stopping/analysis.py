@@ -132,11 +132,15 @@ def stop_view(summary: pd.DataFrame) -> pd.DataFrame:
     """:func:`stop_summary` for reading: saved and cost in percent, each ``mean [lo, hi]``
     (95% t-interval), or ``median (lo to hi)`` (the range) where the rule fired on some
     seeds only (cost: accuracy points, or the relative rise of the pruned loss)."""
+    def num(v):  # a value that rounds to zero prints as 0.0, not -0.0
+        text = f"{v:.1f}"
+        return "0.0" if text == "-0.0" else text
+
     def cell(row, name):
         lo, mid, hi = (100 * row[f"{name}_lo"], 100 * row[name], 100 * row[f"{name}_hi"])
         if row.get("stat") == "median, range":
-            return f"median {mid:.1f} ({lo:.1f} to {hi:.1f})"
-        return f"{mid:.1f} [{lo:.1f}, {hi:.1f}]"
+            return f"median {num(mid)} ({num(lo)} to {num(hi)})"
+        return f"{num(mid)} [{num(lo)}, {num(hi)}]"
 
     out = summary[["testbed", "setting", "rule", "fired"]].copy()
     out["saved %"] = summary.apply(cell, axis=1, name="saved")
