@@ -17,7 +17,6 @@ from labkit import claims
 from labkit.claims import evidence, registry, tested
 from labkit.claims.vocabulary import VERDICTS, check, combine
 
-
 # --- the vocabulary and the sweep -------------------------------------------------------
 
 def test_vocabulary_is_the_design_list():

@@ -197,9 +197,16 @@ def test_red_line_summary_matches_a_hand_t_interval():
     v = np.array([10, 20, 40.0])
     half = stats.t.ppf(0.975, 2) * v.std(ddof=1) / np.sqrt(3)
     assert s.loc[10, "t_red"] == pytest.approx(v.mean())
-    assert (s.loc[10, "low"], s.loc[10, "high"]) == pytest.approx((v.mean() - half,
+    # a number of iterations: the interval's lower end stops at 0
+    assert (s.loc[10, "low"], s.loc[10, "high"]) == pytest.approx((max(v.mean() - half, 0),
                                                                    v.mean() + half))
     assert s.loc[40, "censored"] == 2 and np.isnan(s.loc[40, "low"])
+    # seeds tied on a checkpoint: the interval spans the grid step, from the t-interval
+    # of the previous checkpoints to that of the red lines (not zero width)
+    tied = pd.DataFrame({"N": 5, "size": 10, "seed": [0, 1, 2], "target": 0.9,
+                         "t_red": [1000.0] * 3, "t_prev": [500.0, 500.0, 500.0]})
+    s = labkit.red_line_summary(tied).iloc[0]
+    assert (s["low"], s["t_red"], s["high"]) == (500.0, 1000.0, 1000.0)
 
 
 def test_red_line_without_plateau_checkpoints_is_an_error():

@@ -59,8 +59,10 @@ def test_flat_namespace_is_defined_once_and_resolves():
     assert len(lk.__all__) == len(set(lk.__all__))
     for name in lk.__all__:
         assert getattr(lk, name) is not None, name
-    # one table: every public name comes from it (or is the config registry)
-    assert set(lk.__all__) == {"config", *lk._NAMES}
+    # one table: every public name comes from it (or is the config registry, or a
+    # subpackage reached as lk.<name>: the claims registry)
+    assert set(lk.__all__) == {"config", *lk._SUBPACKAGES, *lk._NAMES}
+    assert lk.claims.__name__ == "labkit.claims" and "claims" in dir(lk)
 
 
 def test_a_name_given_twice_is_an_error(monkeypatch):

@@ -119,9 +119,9 @@ def plot_imp(summary) -> plt.Figure:
                            fmt="o" + _DIET_STYLE.get(diet, "-"), ms=3, capsize=2,
                            color=f"C{i}", label=f"{diet} data")
         right.set_title(f"pre-training data, t = {t}")
-        right.legend(loc="upper right")
+        right.legend(loc="best")
     left.set_title("rewind step, full data")
-    left.legend(loc="upper right")
+    left.legend(loc="best")
     for ax in (left, right):
         ax.set_xscale("log")
         ax.invert_xaxis()
