@@ -321,7 +321,8 @@ ts_eb = arch_summary[(arch_summary["testbed"] == "teacher_student")
 stab = arch_stop[(arch_stop["rule"] == "stability")
                  & (arch_stop["label"] == f"stability tol={max(arch_cfg.tols):g}")]
 stab_c4 = c4_summary[c4_summary["rule"] == f"stability tol={arch_cfg.tol:g}"]
-stab_c4_all = stab_c4[stab_c4["fired"].map(lambda f: f.split("/")[0] == f.split("/")[1])]
+every_seed = stab_c4["fired"].map(lambda f: f.split("/")[0] == f.split("/")[1])
+stab_c4_all = stab_c4[every_seed]
 flags_c4 = reliable[reliable["setting"].isin(stab_c4["setting"])
                     & (reliable["rule"] == f"stability tol={arch_cfg.tol:g}")]
 costs = lk.check_costs(arch).set_index("setting")["check_ms"]
